@@ -1,0 +1,387 @@
+//! The in-process (L1) cache of one `#[cached_query]` function.
+//!
+//! Layout, chosen for the hit path:
+//! - entries are found by the 64-bit hash of the *borrowed* arguments and
+//!   confirmed by comparing the stored owned key with them, so a hit builds no
+//!   owned key and allocates nothing (two keys sharing a 64-bit hash just
+//!   evict each other: a miss, never a wrong answer);
+//! - the hash picks one of a power-of-two number of shards, each an LRU behind
+//!   its own mutex, so hits on different keys from different threads do not
+//!   serialize on one lock;
+//! - statistics are plain counters inside the shard, bumped under the lock the
+//!   hit already holds;
+//! - freshness is a few atomic loads on the table clock ([`crate::tables`]).
+
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::flight::Flight;
+use crate::stats::{CacheStats, Counters};
+use crate::tables::{self, TableState};
+use crate::time;
+
+/// Default bound on the entries of one function.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// What a cached function declared about its cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSpec {
+    /// The function's path, as shown in statistics.
+    pub function: &'static str,
+    /// Tables its results depend on.
+    pub tables: &'static [&'static str],
+    /// Time to live of an entry.
+    pub ttl: Duration,
+    /// Most entries held at once.
+    pub max_entries: usize,
+    /// Whether concurrent misses of one key run the query once.
+    pub single_flight: bool,
+}
+
+impl CacheSpec {
+    /// A spec with the defaults: 10 000 entries, single-flight on.
+    pub const fn new(
+        function: &'static str,
+        tables: &'static [&'static str],
+        ttl: Duration,
+    ) -> Self {
+        CacheSpec {
+            function,
+            tables,
+            ttl,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            single_flight: true,
+        }
+    }
+}
+
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// Table clock read before the query that produced `value` ran.
+    stamp: u64,
+    expires_ms: u64,
+}
+
+/// The map's keys are already hashes: pass them through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct Shard<K, V> {
+    lru: LruCache<u64, Entry<K, V>, BuildHasherDefault<PassThrough>>,
+    flights: Vec<(u64, Arc<Flight>)>,
+    counters: Counters,
+}
+
+impl<K, V> Shard<K, V> {
+    fn take_flight(&mut self, hash: u64, flight: &Arc<Flight>) {
+        self.flights
+            .retain(|(h, f)| !(*h == hash && Arc::ptr_eq(f, flight)));
+    }
+}
+
+/// Keeps each shard's lock on its own cache line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The L1 cache of one function: sharded LRU, TTL, table freshness,
+/// single-flight and statistics.
+pub struct QueryCache<K, V> {
+    spec: CacheSpec,
+    deps: Box<[&'static TableState]>,
+    ttl_ms: u64,
+    hasher: foldhash::fast::RandomState,
+    shards: Box<[Padded<Mutex<Shard<K, V>>>]>,
+    shard_mask: usize,
+}
+
+impl<K, V> std::fmt::Debug for QueryCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryCache")
+            .field("function", &self.spec.function)
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shards: enough for the cores to rarely meet on one lock, few enough that
+/// each still holds a meaningful LRU (at least 64 entries), a power of two.
+fn shard_count(max_entries: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, NonZeroUsize::get);
+    let wanted = (cores * 4).next_power_of_two().min(64);
+    let affordable = (max_entries / 64).max(1);
+    let mut n = 1;
+    while n * 2 <= wanted && n * 2 <= affordable {
+        n *= 2;
+    }
+    n
+}
+
+impl<K: Eq, V: Clone> QueryCache<K, V> {
+    /// A cache as `spec` describes it. A `max_entries` of 0 is taken as 1.
+    pub fn new(spec: &CacheSpec) -> Self {
+        let max_entries = spec.max_entries.max(1);
+        let shards = shard_count(max_entries);
+        let per_shard = NonZeroUsize::new(max_entries / shards).unwrap_or(NonZeroUsize::MIN);
+        QueryCache {
+            spec: *spec,
+            deps: spec.tables.iter().map(|t| tables::table(t)).collect(),
+            ttl_ms: u64::try_from(spec.ttl.as_millis()).unwrap_or(u64::MAX / 2),
+            hasher: foldhash::fast::RandomState::default(),
+            shards: (0..shards)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        lru: LruCache::with_hasher(per_shard, BuildHasherDefault::default()),
+                        flights: Vec::new(),
+                        counters: Counters::default(),
+                    }))
+                })
+                .collect(),
+            shard_mask: shards - 1,
+        }
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+        // Bits 40..: neither the low bits the map indexes buckets with nor the
+        // top seven it keeps as tags, so a shard's keys stay well spread.
+        &self.shards[(hash >> 40) as usize & self.shard_mask].0
+    }
+
+    /// Looks a call up: `Ok(value)` on a fresh hit, otherwise a [`Ticket`]
+    /// to run the query under and [`store`](Ticket::store) its result with.
+    ///
+    /// `probe` is the borrowed form of the key (hashed), `matches` confirms a
+    /// stored owned key equals it, `make_key` builds the owned key on a miss.
+    /// The ticket carries the table-clock stamp taken here, before the query.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dbkit_core::cache::{CacheSpec, QueryCache};
+    ///
+    /// let cache: QueryCache<String, u32> =
+    ///     QueryCache::new(&CacheSpec::new("doc::len", &["doc_words"], Duration::from_secs(60)));
+    /// let word = "hello";
+    /// let is_word = |k: &String| k == word;
+    /// match cache.get_or_begin(&word, is_word, || word.to_owned()) {
+    ///     Ok(_) => unreachable!("empty cache"),
+    ///     Err(ticket) => ticket.store(word.len() as u32), // run the query, store its result
+    /// }
+    /// assert_eq!(cache.get_or_begin(&word, is_word, || word.to_owned()).ok(), Some(5));
+    /// ```
+    #[inline]
+    pub fn get_or_begin<Q: Hash + ?Sized>(
+        &self,
+        probe: &Q,
+        matches: impl Fn(&K) -> bool,
+        make_key: impl FnOnce() -> K,
+    ) -> Result<V, Ticket<'_, K, V>> {
+        let hash = self.hasher.hash_one(probe);
+        let shard = self.shard(hash);
+        let now_ms = time::now_ms();
+        let mut waited = false;
+        loop {
+            let mut guard = shard.lock();
+            let s = &mut *guard;
+            if let Some(entry) = s.lru.get(&hash) {
+                if matches(&entry.key) {
+                    if entry.expires_ms <= now_ms {
+                        s.counters.expired += 1;
+                        s.lru.pop(&hash);
+                    } else if tables::fresh(&self.deps, entry.stamp) {
+                        let value = entry.value.clone();
+                        s.counters.hits += 1;
+                        return Ok(value);
+                    } else {
+                        s.counters.stale += 1;
+                        s.lru.pop(&hash);
+                    }
+                }
+            }
+            if !self.spec.single_flight {
+                s.counters.misses += 1;
+                drop(guard);
+                return Err(self.ticket(hash, make_key(), now_ms, None));
+            }
+            if let Some((_, flight)) = s.flights.iter().find(|(h, _)| *h == hash) {
+                if flight.led_by_current_thread() {
+                    // The query reached its own function again with the same
+                    // key: waiting would deadlock, so run it uncached.
+                    s.counters.bypasses += 1;
+                    tracing::debug!(function = self.spec.function, "re-entrant miss runs uncached");
+                    return Err(Ticket::bypass());
+                }
+                let flight = Arc::clone(flight);
+                if !waited {
+                    s.counters.coalesced += 1;
+                    waited = true;
+                }
+                drop(guard);
+                flight.wait();
+                continue;
+            }
+            let flight = Arc::new(Flight::new());
+            s.flights.push((hash, Arc::clone(&flight)));
+            s.counters.misses += 1;
+            drop(guard);
+            return Err(self.ticket(hash, make_key(), now_ms, Some(flight)));
+        }
+    }
+
+    fn ticket(&self, hash: u64, key: K, now_ms: u64, flight: Option<Arc<Flight>>) -> Ticket<'_, K, V> {
+        Ticket {
+            cache: Some(self),
+            hash,
+            key: Some(key),
+            // Read after the lookup and before the query runs: a write that
+            // commits from here on bumps past this stamp.
+            stamp: tables::now(),
+            expires_ms: now_ms.saturating_add(self.ttl_ms),
+            flight,
+        }
+    }
+
+    /// A ticket that runs the query without touching the cache, counted as a
+    /// bypass (for calls whose result must not be shared).
+    pub fn bypass(&self) -> Ticket<'_, K, V> {
+        self.shards[0].0.lock().counters.bypasses += 1;
+        Ticket::bypass()
+    }
+
+    /// Drops every entry (statistics are kept).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.0.lock().lru.clear();
+        }
+    }
+
+    /// The function's figures now.
+    pub fn stats(&self) -> CacheStats {
+        let mut counters = Counters::default();
+        let mut entries = 0;
+        for shard in self.shards.iter() {
+            let s = shard.0.lock();
+            counters.add(&s.counters);
+            entries += s.lru.len();
+        }
+        CacheStats {
+            function: self.spec.function.to_owned(),
+            tables: self.deps.iter().map(|t| t.name().to_owned()).collect(),
+            ttl_ms: self.ttl_ms,
+            max_entries: self.shards.len() * self.shards[0].0.lock().lru.cap().get(),
+            entries,
+            hits: counters.hits,
+            misses: counters.misses,
+            stale_rejections: counters.stale,
+            expired: counters.expired,
+            stores: counters.stores,
+            evictions: counters.evictions,
+            bypasses: counters.bypasses,
+            coalesced: counters.coalesced,
+        }
+    }
+
+    /// The spec this cache was built from.
+    pub fn spec(&self) -> &CacheSpec {
+        &self.spec
+    }
+}
+
+/// The right to store the result of one query run after a miss.
+///
+/// Dropping it without storing (the query failed, or panicked) wakes the
+/// callers waiting on the same key; one of them runs the query next.
+#[must_use = "a ticket wakes waiting callers only when stored or dropped"]
+pub struct Ticket<'c, K: Eq, V: Clone> {
+    cache: Option<&'c QueryCache<K, V>>,
+    hash: u64,
+    key: Option<K>,
+    stamp: u64,
+    expires_ms: u64,
+    flight: Option<Arc<Flight>>,
+}
+
+impl<K: Eq, V: Clone> Ticket<'_, K, V> {
+    fn bypass() -> Self {
+        Ticket {
+            cache: None,
+            hash: 0,
+            key: None,
+            stamp: 0,
+            expires_ms: 0,
+            flight: None,
+        }
+    }
+
+    /// Whether storing through this ticket does anything.
+    pub fn is_bypass(&self) -> bool {
+        self.cache.is_none()
+    }
+
+    /// Stores the query's result, unless a table it depends on was written
+    /// while the query ran, or a fresher result for the key is already there.
+    pub fn store(mut self, value: V) {
+        let (Some(cache), Some(key)) = (self.cache, self.key.take()) else {
+            return;
+        };
+        let still_fresh = tables::fresh(&cache.deps, self.stamp);
+        let flight = self.flight.take();
+        let mut guard = cache.shard(self.hash).lock();
+        let s = &mut *guard;
+        if let Some(flight) = &flight {
+            s.take_flight(self.hash, flight);
+        }
+        if !still_fresh {
+            s.counters.stale += 1;
+        } else if !s
+            .lru
+            .peek(&self.hash)
+            .is_some_and(|e| e.stamp > self.stamp && e.key == key)
+        {
+            let entry = Entry {
+                key,
+                value,
+                stamp: self.stamp,
+                expires_ms: self.expires_ms,
+            };
+            if let Some((evicted, _)) = s.lru.push(self.hash, entry) {
+                if evicted != self.hash {
+                    s.counters.evictions += 1;
+                }
+            }
+            s.counters.stores += 1;
+        }
+        drop(guard);
+        if let Some(flight) = flight {
+            flight.land();
+        }
+    }
+}
+
+impl<K: Eq, V: Clone> Drop for Ticket<'_, K, V> {
+    fn drop(&mut self) {
+        if let (Some(cache), Some(flight)) = (self.cache, self.flight.take()) {
+            cache.shard(self.hash).lock().take_flight(self.hash, &flight);
+            flight.land();
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The runtime of [dbkit](https://docs.rs/dbkit), free of diesel: the table
+//! clock that decides freshness, the per-function L1 cache, statistics and the
+//! report. Users depend on the `dbkit` facade; this crate's items are re-exported
+//! there, and its `cache` and `registry` modules are what `#[cached_query]`
+//! expands to.
+#![warn(missing_docs)]
+
+pub mod cache;
+mod flight;
+pub mod registry;
+pub mod report;
+pub mod stats;
+pub mod tables;
+pub mod time;

@@ -1,0 +1,100 @@
+//! Every cached function of the process, registered on its first call, so
+//! statistics and clearing reach them all.
+
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use crate::cache::{CacheSpec, QueryCache};
+use crate::stats::CacheStats;
+
+/// What the registry needs of a cached function.
+pub trait CacheHandle: Send + Sync {
+    /// The function's figures now.
+    fn stats(&self) -> Option<CacheStats>;
+    /// Drops every entry.
+    fn clear(&self);
+}
+
+fn handles() -> &'static Mutex<Vec<&'static dyn CacheHandle>> {
+    static HANDLES: Mutex<Vec<&'static dyn CacheHandle>> = Mutex::new(Vec::new());
+    &HANDLES
+}
+
+/// Figures of every cached function called so far, by function path.
+pub fn cache_stats() -> Vec<CacheStats> {
+    let handles: Vec<_> = handles().lock().clone();
+    let mut all: Vec<CacheStats> = handles.iter().filter_map(|h| h.stats()).collect();
+    all.sort_by(|a, b| a.function.cmp(&b.function));
+    all
+}
+
+/// Drops every entry of every cached function (statistics are kept).
+pub fn clear_all() {
+    let handles: Vec<_> = handles().lock().clone();
+    for h in handles {
+        h.clear();
+    }
+}
+
+/// The cache of one `#[cached_query]` function, held in a `static` and built
+/// on the first call.
+pub struct LazyCache<K, V> {
+    spec: CacheSpec,
+    cell: OnceLock<QueryCache<K, V>>,
+}
+
+impl<K, V> LazyCache<K, V> {
+    /// A cache that will be built from `spec` on first use.
+    pub const fn new(spec: CacheSpec) -> Self {
+        LazyCache {
+            spec,
+            cell: OnceLock::new(),
+        }
+    }
+}
+
+impl<K, V> LazyCache<K, V>
+where
+    K: Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The cache, built and registered on the first call.
+    #[inline]
+    pub fn get(&'static self) -> &'static QueryCache<K, V> {
+        match self.cell.get() {
+            Some(cache) => cache,
+            None => self.init(),
+        }
+    }
+
+    #[cold]
+    fn init(&'static self) -> &'static QueryCache<K, V> {
+        let mut built = false;
+        let cache = self.cell.get_or_init(|| {
+            built = true;
+            QueryCache::new(&self.spec)
+        });
+        if built {
+            tracing::debug!(function = self.spec.function, tables = ?self.spec.tables, "cache created");
+            handles().lock().push(self);
+        }
+        cache
+    }
+}
+
+impl<K, V> CacheHandle for LazyCache<K, V>
+where
+    K: Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn stats(&self) -> Option<CacheStats> {
+        self.cell.get().map(QueryCache::stats)
+    }
+
+    fn clear(&self) {
+        if let Some(cache) = self.cell.get() {
+            cache.clear();
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Per-function cache statistics.
+//!
+//! Counters live inside each shard and are bumped while the shard lock is
+//! already held, so a hit touches no shared atomic (a counter shared by all
+//! threads costs more than the lookup itself once two cores hit).
+
+use serde::Serialize;
+
+/// Counters of one shard; summed into [`CacheStats`] on demand.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub expired: u64,
+    pub stores: u64,
+    pub evictions: u64,
+    pub bypasses: u64,
+    pub coalesced: u64,
+}
+
+impl Counters {
+    pub(crate) fn add(&mut self, other: &Counters) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.stale += other.stale;
+        self.expired += other.expired;
+        self.stores += other.stores;
+        self.evictions += other.evictions;
+        self.bypasses += other.bypasses;
+        self.coalesced += other.coalesced;
+    }
+}
+
+/// A snapshot of one cached function's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// The function's path (`my_app::users::by_email`).
+    pub function: String,
+    /// Tables its results depend on, normalized.
+    pub tables: Vec<String>,
+    /// Time to live of an entry, in milliseconds.
+    pub ttl_ms: u64,
+    /// Most entries the function may hold.
+    pub max_entries: usize,
+    /// Entries held now (stale ones included until they are met or evicted).
+    pub entries: usize,
+    /// Calls answered from the cache.
+    pub hits: u64,
+    /// Calls that ran the query.
+    pub misses: u64,
+    /// Entries refused because a table they depend on was written since.
+    pub stale_rejections: u64,
+    /// Entries refused because their TTL ran out.
+    pub expired: u64,
+    /// Results stored.
+    pub stores: u64,
+    /// Entries dropped to make room.
+    pub evictions: u64,
+    /// Calls that ran the query without reading or writing the cache.
+    pub bypasses: u64,
+    /// Calls that waited for another caller's identical query (single-flight).
+    pub coalesced: u64,
+}
+
+impl CacheStats {
+    /// Hits divided by calls that consulted the cache, 0.0 when none did.
+    pub fn hit_rate(&self) -> f64 {
+        let calls = self.hits + self.misses;
+        if calls == 0 {
+            0.0
+        } else {
+            self.hits as f64 / calls as f64
+        }
+    }
+}
