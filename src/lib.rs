@@ -1,1 +1,95 @@
+//! # dbkit
+//!
+//! Caching and tracked sessions for diesel, through attribute macros.
+//!
+//! `#[cached_query]` caches a function's results in process, keyed on its
+//! arguments, and refuses them the moment a write to one of its tables is
+//! committed, so a cached read is never staler than the last committed write.
+//!
+//! ```
+//! use diesel::prelude::*;
+//! use dbkit::cached_query;
+//!
+//! diesel::table! {
+//!     users (id) {
+//!         id -> Integer,
+//!         name -> Text,
+//!     }
+//! }
+//!
+//! #[cached_query(ttl = 300, tables = "users")]
+//! fn user_name(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
+//!     users::table.find(id).select(users::name).first(conn).optional()
+//! }
+//!
+//! let mut conn = SqliteConnection::establish(":memory:").unwrap();
+//! diesel::sql_query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+//!     .execute(&mut conn).unwrap();
+//! diesel::sql_query("INSERT INTO users VALUES (1, 'ada')").execute(&mut conn).unwrap();
+//!
+//! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // runs the query
+//! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // from the cache
+//!
+//! diesel::sql_query("UPDATE users SET name = 'grace' WHERE id = 1").execute(&mut conn).unwrap();
+//! dbkit::invalidate_table("users");
+//! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("grace"));
+//! ```
+//!
+//! ## `#[cached_query]` options
+//!
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `ttl = 300` / `ttl = "5m"` | how long an entry may be served, in seconds or as a duration string (`ms`, `s`, `m`, `h`, `d`) | required |
+//! | `tables = "users, posts"` | tables the query reads; a committed write to any of them invalidates its results (`schema.table` allowed) | required |
+//! | `max_entries = 1000` | most entries kept, least recently used evicted first | 10 000 |
+//! | `single_flight = false` | let concurrent misses of one key each run the query | on |
+//! | `cache_none = false` | do not store `None` (for `Option<T>` and `Result<Option<T>, E>`) | `None` is cached |
+//! | `crate = "path"` | where dbkit is, when re-exported under another name | `::dbkit` |
+//!
+//! ## What is keyed, what is stored
+//!
+//! - Every argument is part of the key except the connection: a `&mut`
+//!   parameter whose type name ends in `Connection` (`SqliteConnection`,
+//!   `PgConnection`, `PooledConnection<..>`), or one marked `#[dbkit(conn)]`.
+//!   An argument that does not change the result can be left out, visibly,
+//!   with `#[dbkit(skip)]`.
+//! - Borrowed arguments are keyed by value: `&str` is stored as a `String`,
+//!   `&[T]` as `Vec<T>`, `&T` as `T`. A hit compares them in borrowed form and
+//!   allocates nothing.
+//! - A `Result` (or an alias named `...Result`, such as diesel's `QueryResult`)
+//!   stores only `Ok` values. `Option<T>` and any other `Clone` value are stored
+//!   as they are.
+//! - Misuse is a compile error on the offending token: unknown or duplicate
+//!   options, a missing `tables` or `ttl`, a zero ttl, an argument that is not
+//!   `Hash + Eq` or borrows data, a return type that is `()` or not `Clone`,
+//!   generic, `async`, `impl Trait` or method signatures.
+//!
+//! ## Freshness
+//!
+//! A cached result is stamped with a process-wide write clock read *before*
+//! its query ran; it is served only while no table it depends on has been
+//! written since (see [`invalidate_table`]) and its ttl has not run out.
+//! Invalidating a table is O(1) whatever the caches hold.
+#![warn(missing_docs)]
 
+extern crate self as dbkit;
+
+pub use dbkit_core::registry::{cache_stats, clear_all};
+pub use dbkit_core::report::{report, Report};
+pub use dbkit_core::stats::CacheStats;
+pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
+pub use dbkit_macros::cached_query;
+
+/// Helpers for tests of code that uses dbkit.
+pub mod testing {
+    pub use dbkit_core::time::advance as advance_clock;
+}
+
+/// What the macros expand to. Not a stable interface: it changes with the
+/// macros, which is why dbkit pins its own crates to exact versions.
+#[doc(hidden)]
+pub mod __private {
+    pub use dbkit_core::cache::CacheSpec;
+    pub use dbkit_core::keys::{assert_key, assert_value, CacheKey, CacheValue, CachedResult};
+    pub use dbkit_core::registry::LazyCache;
+}

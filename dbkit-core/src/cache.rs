@@ -227,7 +227,10 @@ impl<K: Eq, V: Clone> QueryCache<K, V> {
                     // The query reached its own function again with the same
                     // key: waiting would deadlock, so run it uncached.
                     s.counters.bypasses += 1;
-                    tracing::debug!(function = self.spec.function, "re-entrant miss runs uncached");
+                    tracing::debug!(
+                        function = self.spec.function,
+                        "re-entrant miss runs uncached"
+                    );
                     return Err(Ticket::bypass());
                 }
                 let flight = Arc::clone(flight);
@@ -247,7 +250,13 @@ impl<K: Eq, V: Clone> QueryCache<K, V> {
         }
     }
 
-    fn ticket(&self, hash: u64, key: K, now_ms: u64, flight: Option<Arc<Flight>>) -> Ticket<'_, K, V> {
+    fn ticket(
+        &self,
+        hash: u64,
+        key: K,
+        now_ms: u64,
+        flight: Option<Arc<Flight>>,
+    ) -> Ticket<'_, K, V> {
         Ticket {
             cache: Some(self),
             hash,
@@ -380,7 +389,10 @@ impl<K: Eq, V: Clone> Ticket<'_, K, V> {
 impl<K: Eq, V: Clone> Drop for Ticket<'_, K, V> {
     fn drop(&mut self) {
         if let (Some(cache), Some(flight)) = (self.cache, self.flight.take()) {
-            cache.shard(self.hash).lock().take_flight(self.hash, &flight);
+            cache
+                .shard(self.hash)
+                .lock()
+                .take_flight(self.hash, &flight);
             flight.land();
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod cache;
 mod flight;
+pub mod keys;
 pub mod registry;
 pub mod report;
 pub mod stats;

@@ -244,7 +244,10 @@ mod tests {
 
     #[test]
     fn same_table_whatever_the_spelling() {
-        assert!(std::ptr::eq(table("t_spelling"), table("\"public\".\"T_Spelling\"")));
+        assert!(std::ptr::eq(
+            table("t_spelling"),
+            table("\"public\".\"T_Spelling\"")
+        ));
         assert!(std::ptr::eq(table("t_spelling"), table("`t_spelling`")));
     }
 
@@ -273,7 +276,10 @@ mod tests {
         assert!(!fresh(&[t], now()), "pre-invalidation must refuse reads");
         let during = now();
         mark.commit();
-        assert!(!fresh(&[t], during), "a read stamped before the commit is stale");
+        assert!(
+            !fresh(&[t], during),
+            "a read stamped before the commit is stale"
+        );
         assert!(fresh(&[t], now()));
     }
 

@@ -21,7 +21,11 @@ fn cache(table: &'static str, max_entries: usize, single_flight: bool) -> Cache 
 
 /// One call: the value from the cache, or `compute` run and stored.
 fn call(c: &Cache, id: u64, name: &str, compute: impl FnOnce() -> String) -> (String, bool) {
-    match c.get_or_begin(&(&id, &name), |k| k.0 == id && k.1 == name, || (id, name.to_owned())) {
+    match c.get_or_begin(
+        &(&id, &name),
+        |k| k.0 == id && k.1 == name,
+        || (id, name.to_owned()),
+    ) {
         Ok(v) => (v, true),
         Err(ticket) => {
             let v = compute();
@@ -47,7 +51,10 @@ fn invalidating_a_dependency_refuses_the_entry() {
     let c = cache("c_dep", 100, true);
     call(&c, 1, "a", || "old".into());
     tables::invalidate_table("c_unrelated");
-    assert!(call(&c, 1, "a", || unreachable!()).1, "unrelated table kept the entry");
+    assert!(
+        call(&c, 1, "a", || unreachable!()).1,
+        "unrelated table kept the entry"
+    );
     tables::invalidate_table("c_dep");
     assert_eq!(call(&c, 1, "a", || "new".into()), ("new".into(), false));
     assert_eq!(c.stats().stale_rejections, 1);

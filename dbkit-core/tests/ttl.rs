@@ -8,8 +8,11 @@ use dbkit_core::time;
 
 #[test]
 fn entry_expires_after_its_ttl_and_not_before() {
-    let c: QueryCache<u64, u64> =
-        QueryCache::new(&CacheSpec::new("tests::ttl", &["ttl_t"], Duration::from_secs(300)));
+    let c: QueryCache<u64, u64> = QueryCache::new(&CacheSpec::new(
+        "tests::ttl",
+        &["ttl_t"],
+        Duration::from_secs(300),
+    ));
     let call = |id: u64, v: u64| match c.get_or_begin(&id, |k| *k == id, || id) {
         Ok(v) => Some(v),
         Err(t) => {

@@ -1,0 +1,316 @@
+//! Stage 1: the attribute's arguments, parsed into typed [`Options`].
+//!
+//! Every option is checked on its own here (value kind, range, spelling);
+//! rules that involve the function's signature live in `signature.rs`.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, Token, UnOp};
+
+use crate::ctxt::Ctxt;
+use crate::{duration, suggest};
+
+const OPTIONS: &[&str] = &[
+    "ttl",
+    "tables",
+    "max_entries",
+    "single_flight",
+    "cache_none",
+    "crate",
+];
+
+/// Default bound on a function's entries (mirrors dbkit-core).
+const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// What `#[cached_query(...)]` asked for, validated.
+pub(crate) struct Options {
+    pub ttl: Duration,
+    /// Table names as written (`users`, `app.accounts`), checked identifiers.
+    pub tables: Vec<String>,
+    pub max_entries: usize,
+    pub single_flight: bool,
+    /// `cache_none = false`, with its span for errors about the return type.
+    pub skip_none: Option<Span>,
+    pub krate: syn::Path,
+}
+
+/// One `name = value` (or bare `name`) argument as written.
+struct RawOption {
+    name: Ident,
+    value: Option<Expr>,
+}
+
+impl Parse for RawOption {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name = Ident::parse_any(input)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(RawOption { name, value })
+    }
+}
+
+/// Parses and checks every option, recording all problems in `cx`.
+pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
+    let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(args) {
+        Ok(raw) => raw,
+        Err(e) => {
+            cx.push(syn::Error::new(
+                e.span(),
+                format!("{e}; options are written `name = value`, e.g. `#[cached_query(ttl = 300, tables = \"users\")]`"),
+            ));
+            return None;
+        }
+    };
+
+    let mut ttl = None;
+    let mut tables = None;
+    let mut max_entries = None;
+    let mut single_flight = None;
+    let mut skip_none = None;
+    let mut krate = None;
+    let mut seen: Vec<Ident> = Vec::new();
+
+    for opt in raw {
+        let name = opt.name.to_string();
+        if !OPTIONS.contains(&name.as_str()) {
+            let hint = match suggest::closest(&name, OPTIONS) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("expected one of {}", list(OPTIONS)),
+            };
+            cx.error_spanned_by(
+                &opt.name,
+                format!("unknown `cached_query` option `{name}`; {hint}"),
+            );
+            continue;
+        }
+        if seen.iter().any(|s| *s == opt.name) {
+            cx.error_spanned_by(
+                &opt.name,
+                format!("duplicate `cached_query` option `{name}`"),
+            );
+            continue;
+        }
+        seen.push(opt.name.clone());
+        let Some(value) = opt.value else {
+            cx.error_spanned_by(
+                &opt.name,
+                format!("`{name}` needs a value; {}", example(&name)),
+            );
+            continue;
+        };
+        match name.as_str() {
+            "ttl" => ttl = parse_ttl(&value, cx),
+            "tables" => tables = parse_tables(&value, cx),
+            "max_entries" => max_entries = parse_max_entries(&value, cx),
+            "single_flight" => single_flight = parse_bool(&name, &value, cx),
+            "cache_none" => {
+                if parse_bool(&name, &value, cx) == Some(false) {
+                    skip_none = Some(syn::spanned::Spanned::span(&value));
+                }
+            }
+            "crate" => krate = parse_crate(&value, cx),
+            _ => unreachable!("every name in OPTIONS is handled"),
+        }
+    }
+
+    if !seen.iter().any(|s| s == "tables") {
+        cx.push(syn::Error::new(
+            Span::call_site(),
+            "missing `tables`; name the tables the query reads, e.g. `tables = \"users, posts\"`, so writes to them invalidate its results",
+        ));
+    }
+    if !seen.iter().any(|s| s == "ttl") {
+        cx.push(syn::Error::new(
+            Span::call_site(),
+            "missing `ttl`; add `ttl = 300` (seconds) or `ttl = \"5m\"`: it bounds staleness from writes dbkit cannot see",
+        ));
+    }
+
+    Some(Options {
+        ttl: ttl?,
+        tables: tables?,
+        max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
+        single_flight: single_flight.unwrap_or(true),
+        skip_none,
+        krate: krate.unwrap_or_else(|| syn::parse_quote!(::dbkit)),
+    })
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn example(name: &str) -> &'static str {
+    match name {
+        "ttl" => "write `ttl = 300` (seconds) or `ttl = \"5m\"`",
+        "tables" => "write `tables = \"users, posts\"`",
+        "max_entries" => "write `max_entries = 1000`",
+        "single_flight" => "write `single_flight = false`",
+        "cache_none" => "write `cache_none = false`",
+        _ => "write `crate = \"::dbkit\"`",
+    }
+}
+
+fn lit(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => lit(&g.expr),
+        _ => None,
+    }
+}
+
+fn parse_ttl(value: &Expr, cx: &mut Ctxt) -> Option<Duration> {
+    const HOW: &str = "write whole seconds (`ttl = 300`) or a duration string (`ttl = \"5m\"`)";
+    let ttl = match (value, lit(value)) {
+        (
+            Expr::Unary(ExprUnary {
+                op: UnOp::Neg(_), ..
+            }),
+            _,
+        ) => {
+            cx.error_spanned_by(value, format!("`ttl` must be positive; {HOW}"));
+            return None;
+        }
+        (_, Some(Lit::Int(int))) => match int.base10_parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => {
+                cx.error_spanned_by(
+                    int,
+                    format!("`ttl` is not a whole number of seconds; {HOW}"),
+                );
+                return None;
+            }
+        },
+        (_, Some(Lit::Str(text))) => match duration::parse(&text.value()) {
+            Ok(d) => d,
+            Err(why) => {
+                cx.error_spanned_by(text, format!("cannot read `ttl`: {why}; {HOW}"));
+                return None;
+            }
+        },
+        _ => {
+            cx.error_spanned_by(value, format!("`ttl` expects a literal; {HOW}"));
+            return None;
+        }
+    };
+    if ttl.is_zero() {
+        cx.error_spanned_by(
+            value,
+            format!("`ttl` must be positive, a zero ttl caches nothing; {HOW}"),
+        );
+        return None;
+    }
+    Some(ttl)
+}
+
+fn parse_tables(value: &Expr, cx: &mut Ctxt) -> Option<Vec<String>> {
+    let Some(Lit::Str(text)) = lit(value) else {
+        cx.error_spanned_by(value, "`tables` expects a string of comma-separated table names, e.g. `tables = \"users, posts\"`");
+        return None;
+    };
+    let mut tables: Vec<String> = Vec::new();
+    let mut ok = true;
+    let joined = text.value();
+    if joined.trim().is_empty() {
+        cx.error_spanned_by(
+            text,
+            "`tables` is empty; name at least one table the query reads, e.g. `tables = \"users\"`",
+        );
+        return None;
+    }
+    for name in joined.split(',').map(str::trim) {
+        if let Err(why) = check_table_name(name) {
+            cx.error_spanned_by(text, why);
+            ok = false;
+        } else if tables.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+            cx.error_spanned_by(text, format!("table `{name}` is listed twice in `tables`"));
+            ok = false;
+        } else {
+            tables.push(name.to_owned());
+        }
+    }
+    ok.then_some(tables)
+}
+
+/// A table is an SQL identifier, optionally qualified by one schema.
+fn check_table_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty table name in `tables`; separate names with single commas, e.g. `\"users, posts\"`".into());
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    let is_ident = |p: &str| {
+        let mut chars = p.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    };
+    if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) {
+        return Err(format!(
+            "`{name}` is not a table name; write an identifier such as `users`, optionally with its schema (`app.users`)"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_max_entries(value: &Expr, cx: &mut Ctxt) -> Option<usize> {
+    match lit(value) {
+        Some(Lit::Int(int)) => match int.base10_parse::<usize>() {
+            Ok(0) => cx.error_spanned_by(int, "`max_entries` must be at least 1"),
+            Ok(n) => return Some(n),
+            Err(_) => cx.error_spanned_by(
+                int,
+                "`max_entries` expects a whole number, e.g. `max_entries = 1000`",
+            ),
+        },
+        _ => cx.error_spanned_by(
+            value,
+            "`max_entries` expects a whole number, e.g. `max_entries = 1000`",
+        ),
+    }
+    None
+}
+
+fn parse_bool(name: &str, value: &Expr, cx: &mut Ctxt) -> Option<bool> {
+    match lit(value) {
+        Some(Lit::Bool(b)) => Some(b.value),
+        _ => {
+            cx.error_spanned_by(value, format!("`{name}` expects `true` or `false`"));
+            None
+        }
+    }
+}
+
+fn parse_crate(value: &Expr, cx: &mut Ctxt) -> Option<syn::Path> {
+    match lit(value) {
+        Some(Lit::Str(s)) => match s.parse::<syn::Path>() {
+            Ok(path) => Some(path),
+            Err(_) => {
+                cx.error_spanned_by(
+                    s,
+                    "`crate` expects a path to the dbkit crate, e.g. `crate = \"::dbkit\"`",
+                );
+                None
+            }
+        },
+        _ => {
+            cx.error_spanned_by(
+                value,
+                "`crate` expects a string, e.g. `crate = \"::my_reexport::dbkit\"`",
+            );
+            None
+        }
+    }
+}
