@@ -1,0 +1,110 @@
+//! Shared helpers: throwaway SQLite databases and a statement counter.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::connection::InstrumentationEvent;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+/// Counts the statements a connection sends to the database.
+#[derive(Clone, Default)]
+pub struct Statements(Arc<AtomicUsize>);
+
+impl Statements {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// An SQLite database file in its own temporary directory, removed on drop.
+pub struct TempDb {
+    dir: PathBuf,
+}
+
+impl TempDb {
+    /// A new database with `schema` applied.
+    pub fn new(schema: &str) -> TempDb {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "dbkit-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let db = TempDb { dir };
+        let (mut conn, _) = db.connect();
+        conn.batch_execute(schema).expect("apply schema");
+        db
+    }
+
+    /// A connection that counts its statements.
+    pub fn connect(&self) -> (SqliteConnection, Statements) {
+        let url = self.dir.join("db.sqlite");
+        let mut conn = SqliteConnection::establish(&url.to_string_lossy()).expect("open sqlite");
+        conn.batch_execute("PRAGMA busy_timeout = 10000;").expect("busy timeout");
+        let statements = Statements::default();
+        let counter = statements.0.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (conn, statements)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A door test threads wait at until the test opens it.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    pub const fn new() -> Gate {
+        Gate {
+            open: Mutex::new(false),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Waits until `condition` holds; panics with `what` after 30 s, which only a
+/// broken implementation takes (the wait itself is not what is tested).
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Statistics of one cached function, by the end of its path.
+pub fn stats_of(function_suffix: &str) -> dbkit::CacheStats {
+    dbkit::cache_stats()
+        .into_iter()
+        .find(|s| s.function.ends_with(function_suffix))
+        .unwrap_or_else(|| panic!("no cached function ending in {function_suffix}"))
+}
