@@ -90,6 +90,7 @@ pub mod testing {
 #[doc(hidden)]
 pub mod __private {
     pub use dbkit_core::cache::CacheSpec;
-    pub use dbkit_core::keys::{assert_key, assert_value, CacheKey, CacheValue, CachedResult};
+    pub use dbkit_core::cache::{QueryCache, Ticket};
+    pub use dbkit_core::keys::{CacheKey, CacheValue, CachedResult};
     pub use dbkit_core::registry::LazyCache;
 }

@@ -84,12 +84,31 @@ fn second_call_with_same_arguments_does_not_reach_the_database() {
     );
     let (mut conn, statements) = db.connect();
 
-    assert_eq!(account_name(&mut conn, "ada@example.com").unwrap().as_deref(), Some("Ada"));
+    assert_eq!(
+        account_name(&mut conn, "ada@example.com")
+            .unwrap()
+            .as_deref(),
+        Some("Ada")
+    );
     assert_eq!(statements.count(), 1);
-    assert_eq!(account_name(&mut conn, "ada@example.com").unwrap().as_deref(), Some("Ada"));
-    assert_eq!(statements.count(), 1, "the second call was served from the cache");
+    assert_eq!(
+        account_name(&mut conn, "ada@example.com")
+            .unwrap()
+            .as_deref(),
+        Some("Ada")
+    );
+    assert_eq!(
+        statements.count(),
+        1,
+        "the second call was served from the cache"
+    );
 
-    assert_eq!(account_name(&mut conn, "bob@example.com").unwrap().as_deref(), Some("Bob"));
+    assert_eq!(
+        account_name(&mut conn, "bob@example.com")
+            .unwrap()
+            .as_deref(),
+        Some("Bob")
+    );
     assert_eq!(statements.count(), 2, "other arguments are another entry");
     assert_eq!(account_name(&mut conn, "nobody@example.com").unwrap(), None);
     assert_eq!(account_name(&mut conn, "nobody@example.com").unwrap(), None);
@@ -130,11 +149,19 @@ fn invalidating_a_dependent_table_reaches_the_database_and_an_unrelated_one_does
 
     dbkit::invalidate_table("some_unrelated_table");
     post_title(&mut conn, 1).unwrap();
-    assert_eq!(statements.count(), after_write, "an unrelated table keeps the entry");
+    assert_eq!(
+        statements.count(),
+        after_write,
+        "an unrelated table keeps the entry"
+    );
 
     dbkit::invalidate_table("posts");
     assert_eq!(post_title(&mut conn, 1).unwrap(), "edited");
-    assert_eq!(statements.count(), after_write + 1, "the dependent table's entry was refused");
+    assert_eq!(
+        statements.count(),
+        after_write + 1,
+        "the dependent table's entry was refused"
+    );
     assert_eq!(stats_of("::post_title").stale_rejections, 1);
 }
 
@@ -147,7 +174,10 @@ fn draft_body(conn: &mut SqliteConnection, id: i32) -> QueryResult<String> {
 fn err_is_not_stored() {
     let db = TempDb::new("CREATE TABLE unrelated (id INTEGER);");
     let (mut conn, statements) = db.connect();
-    assert!(draft_body(&mut conn, 1).is_err(), "the table does not exist yet");
+    assert!(
+        draft_body(&mut conn, 1).is_err(),
+        "the table does not exist yet"
+    );
     conn.batch_execute(
         "CREATE TABLE drafts (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
          INSERT INTO drafts VALUES (1, 'hello');",
@@ -155,7 +185,11 @@ fn err_is_not_stored() {
     .unwrap();
     let before = statements.count();
     assert_eq!(draft_body(&mut conn, 1).unwrap(), "hello");
-    assert_eq!(statements.count(), before + 1, "the error was not served from the cache");
+    assert_eq!(
+        statements.count(),
+        before + 1,
+        "the error was not served from the cache"
+    );
     assert_eq!(stats_of("::draft_body").stores, 1);
 }
 
@@ -175,12 +209,19 @@ fn lru_bound_is_respected() {
         tag_label(&mut conn, id).unwrap();
     }
     let stats = stats_of("::tag_label");
-    assert_eq!((stats.entries, stats.max_entries, stats.evictions), (3, 3, 2));
+    assert_eq!(
+        (stats.entries, stats.max_entries, stats.evictions),
+        (3, 3, 2)
+    );
     let before = statements.count();
     tag_label(&mut conn, 5).unwrap();
     assert_eq!(statements.count(), before, "the most recent entry is kept");
     tag_label(&mut conn, 1).unwrap();
-    assert_eq!(statements.count(), before + 1, "the least recent entry was evicted");
+    assert_eq!(
+        statements.count(),
+        before + 1,
+        "the least recent entry was evicted"
+    );
 }
 
 static FLIGHT_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -188,7 +229,10 @@ static FLIGHT_GATE: Gate = Gate::new();
 
 #[cached_query(ttl = 300, tables = "counters")]
 fn counter_value(conn: &mut SqliteConnection, id: i32) -> QueryResult<i32> {
-    let value = counters::table.find(id).select(counters::value).get_result(conn)?;
+    let value = counters::table
+        .find(id)
+        .select(counters::value)
+        .get_result(conn)?;
     FLIGHT_RUNS.fetch_add(1, Ordering::SeqCst);
     FLIGHT_GATE.wait(); // held open until every caller has arrived
     Ok(value)
@@ -215,7 +259,11 @@ fn single_flight_runs_one_query_for_concurrent_misses() {
     FLIGHT_GATE.open();
     let results: Vec<(i32, usize)> = callers.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(results.iter().all(|(v, _)| *v == 42));
-    assert_eq!(results.iter().map(|(_, n)| n).sum::<usize>(), 1, "one statement in all");
+    assert_eq!(
+        results.iter().map(|(_, n)| n).sum::<usize>(),
+        1,
+        "one statement in all"
+    );
     assert_eq!(FLIGHT_RUNS.load(Ordering::SeqCst), 1);
     let stats = stats_of("::counter_value");
     assert_eq!((stats.misses, stats.hits), (1, 7));
@@ -226,7 +274,10 @@ static RACE_PROCEED: Gate = Gate::new();
 
 #[cached_query(ttl = 300, tables = "balances")]
 fn balance(conn: &mut SqliteConnection, id: i32) -> QueryResult<i32> {
-    let amount = balances::table.find(id).select(balances::amount).get_result(conn)?;
+    let amount = balances::table
+        .find(id)
+        .select(balances::amount)
+        .get_result(conn)?;
     RACE_READ_DONE.open();
     RACE_PROCEED.wait(); // the write commits and invalidates here
     Ok(amount)
@@ -252,21 +303,36 @@ fn write_landing_during_a_cached_read_never_leaves_its_result_servable() {
 
     assert_eq!(read.join().unwrap(), 100, "the read began before the write");
     let (mut conn, statements) = db.connect();
-    assert_eq!(balance(&mut conn, 1).unwrap(), 200, "the old result is not served");
+    assert_eq!(
+        balance(&mut conn, 1).unwrap(),
+        200,
+        "the old result is not served"
+    );
     assert_eq!(statements.count(), 1);
     let stats = stats_of("::balance");
     assert_eq!(stats.stores, 1, "only the fresh result was stored");
-    assert_eq!(stats.stale_rejections, 1, "the racing result was refused at store time");
+    assert_eq!(
+        stats.stale_rejections, 1,
+        "the racing result was refused at store time"
+    );
 }
 
 #[cached_query(ttl = 300, tables = "profiles", cache_none = false)]
 fn profile_bio(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
-    profiles::table.find(id).select(profiles::bio).get_result(conn).optional()
+    profiles::table
+        .find(id)
+        .select(profiles::bio)
+        .get_result(conn)
+        .optional()
 }
 
 #[cached_query(ttl = "5m", tables = "profiles")]
 fn profile_bio_plain(conn: &mut SqliteConnection, id: i32) -> Option<String> {
-    profiles::table.find(id).select(profiles::bio).get_result(conn).ok()
+    profiles::table
+        .find(id)
+        .select(profiles::bio)
+        .get_result(conn)
+        .ok()
 }
 
 #[test]
@@ -278,7 +344,11 @@ fn none_is_cached_unless_opted_out() {
     let (mut conn, statements) = db.connect();
     assert_eq!(profile_bio(&mut conn, 9).unwrap(), None);
     assert_eq!(profile_bio(&mut conn, 9).unwrap(), None);
-    assert_eq!(statements.count(), 2, "`cache_none = false` does not store `None`");
+    assert_eq!(
+        statements.count(),
+        2,
+        "`cache_none = false` does not store `None`"
+    );
     assert_eq!(profile_bio(&mut conn, 1).unwrap().as_deref(), Some("hi"));
     assert_eq!(profile_bio(&mut conn, 1).unwrap().as_deref(), Some("hi"));
     assert_eq!(statements.count(), 3, "`Some` is stored");
@@ -318,16 +388,31 @@ fn every_argument_but_skipped_ones_is_keyed_by_value() {
          INSERT INTO items VALUES (1, 'book'), (2, 'pen'), (3, 'book');",
     );
     let (mut conn, statements) = db.connect();
-    let books = Filter { kinds: vec!["book".into()] };
+    let books = Filter {
+        kinds: vec!["book".into()],
+    };
     let first = count_items(&mut conn, &[1, 2, 3], &books, "!".into(), 1).unwrap();
     assert_eq!(first, ["book!", "book!"]);
     let same = count_items(&mut conn, &vec![1, 2, 3], &books.clone(), "!".into(), 2).unwrap();
     assert_eq!(same, first);
-    assert_eq!(statements.count(), 1, "equal values hit, whatever the skipped argument");
+    assert_eq!(
+        statements.count(),
+        1,
+        "equal values hit, whatever the skipped argument"
+    );
 
     count_items(&mut conn, &[1, 2], &books, "!".into(), 1).unwrap();
-    let pens = Filter { kinds: vec!["pen".into()] };
-    assert_eq!(count_items(&mut conn, &[1, 2, 3], &pens, "!".into(), 1).unwrap(), ["pen!"]);
+    let pens = Filter {
+        kinds: vec!["pen".into()],
+    };
+    assert_eq!(
+        count_items(&mut conn, &[1, 2, 3], &pens, "!".into(), 1).unwrap(),
+        ["pen!"]
+    );
     count_items(&mut conn, &[1, 2, 3], &books, "?".into(), 1).unwrap();
-    assert_eq!(statements.count(), 4, "each keyed argument tells entries apart");
+    assert_eq!(
+        statements.count(),
+        4,
+        "each keyed argument tells entries apart"
+    );
 }

@@ -18,7 +18,10 @@ diesel::table! {
 
 #[cached_query(ttl = "2m", tables = "sessions")]
 fn session_token(conn: &mut SqliteConnection, id: i32) -> QueryResult<String> {
-    sessions::table.find(id).select(sessions::token).get_result(conn)
+    sessions::table
+        .find(id)
+        .select(sessions::token)
+        .get_result(conn)
 }
 
 #[test]

@@ -21,6 +21,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::flight::Flight;
+use crate::keys::CacheValue;
 use crate::stats::{CacheStats, Counters};
 use crate::tables::{self, TableState};
 use crate::time;
@@ -66,6 +67,44 @@ struct Entry<K, V> {
     /// Table clock read before the query that produced `value` ran.
     stamp: u64,
     expires_ms: u64,
+}
+
+/// The hasher a call's key arguments are fed to (seeded per cache).
+pub struct KeyHasher(foldhash::fast::FoldHasher<'static>);
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
+    }
 }
 
 /// The map's keys are already hashes: pass them through.
@@ -136,7 +175,16 @@ fn shard_count(max_entries: usize) -> usize {
     n
 }
 
-impl<K: Eq, V: Clone> QueryCache<K, V> {
+impl<K, V> QueryCache<K, V> {
+    #[inline]
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+        // Bits 40..: neither the low bits the map indexes buckets with nor the
+        // top seven it keeps as tags, so a shard's keys stay well spread.
+        &self.shards[(hash >> 40) as usize & self.shard_mask].0
+    }
+}
+
+impl<K: Eq, V: CacheValue> QueryCache<K, V> {
     /// A cache as `spec` describes it. A `max_entries` of 0 is taken as 1.
     pub fn new(spec: &CacheSpec) -> Self {
         let max_entries = spec.max_entries.max(1);
@@ -158,13 +206,6 @@ impl<K: Eq, V: Clone> QueryCache<K, V> {
                 .collect(),
             shard_mask: shards - 1,
         }
-    }
-
-    #[inline]
-    fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
-        // Bits 40..: neither the low bits the map indexes buckets with nor the
-        // top seven it keeps as tags, so a shard's keys stay well spread.
-        &self.shards[(hash >> 40) as usize & self.shard_mask].0
     }
 
     /// Looks a call up: `Ok(value)` on a fresh hit, otherwise a [`Ticket`]
@@ -195,7 +236,22 @@ impl<K: Eq, V: Clone> QueryCache<K, V> {
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, Ticket<'_, K, V>> {
-        let hash = self.hasher.hash_one(probe);
+        self.get_or_begin_with(|hasher| probe.hash(hasher), matches, make_key)
+    }
+
+    /// [`get_or_begin`](Self::get_or_begin) with the key's borrowed form fed
+    /// to the hasher by `hash_key` (what `#[cached_query]` expansions use, one
+    /// argument at a time).
+    #[inline]
+    pub fn get_or_begin_with(
+        &self,
+        hash_key: impl FnOnce(&mut KeyHasher),
+        matches: impl Fn(&K) -> bool,
+        make_key: impl FnOnce() -> K,
+    ) -> Result<V, Ticket<'_, K, V>> {
+        let mut hasher = KeyHasher(self.hasher.build_hasher());
+        hash_key(&mut hasher);
+        let hash = hasher.finish();
         let shard = self.shard(hash);
         let now_ms = time::now_ms();
         let mut waited = false;
@@ -320,7 +376,7 @@ impl<K: Eq, V: Clone> QueryCache<K, V> {
 /// Dropping it without storing (the query failed, or panicked) wakes the
 /// callers waiting on the same key; one of them runs the query next.
 #[must_use = "a ticket wakes waiting callers only when stored or dropped"]
-pub struct Ticket<'c, K: Eq, V: Clone> {
+pub struct Ticket<'c, K, V> {
     cache: Option<&'c QueryCache<K, V>>,
     hash: u64,
     key: Option<K>,
@@ -329,7 +385,7 @@ pub struct Ticket<'c, K: Eq, V: Clone> {
     flight: Option<Arc<Flight>>,
 }
 
-impl<K: Eq, V: Clone> Ticket<'_, K, V> {
+impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
     fn bypass() -> Self {
         Ticket {
             cache: None,
@@ -386,7 +442,7 @@ impl<K: Eq, V: Clone> Ticket<'_, K, V> {
     }
 }
 
-impl<K: Eq, V: Clone> Drop for Ticket<'_, K, V> {
+impl<K, V> Drop for Ticket<'_, K, V> {
     fn drop(&mut self) {
         if let (Some(cache), Some(flight)) = (self.cache, self.flight.take()) {
             cache

@@ -19,18 +19,26 @@ use std::hash::Hash;
 pub trait CacheKey {
     /// What the cache keeps.
     type Owned: Eq + Send + Sync + 'static;
+    /// Feeds the borrowed form to the key's hasher.
+    fn hash_key<H: std::hash::Hasher>(&self, state: &mut H);
     /// The owned form, built on a miss only.
     fn to_key(&self) -> Self::Owned;
     /// Whether a stored key equals this argument.
     fn matches(&self, owned: &Self::Owned) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T> CacheKey for T
 where
     T: ?Sized + Hash + Eq + ToOwned,
     T::Owned: Eq + Send + Sync + 'static,
 {
     type Owned = T::Owned;
+
+    #[inline]
+    fn hash_key<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hash(state);
+    }
 
     #[inline]
     fn to_key(&self) -> T::Owned {
@@ -51,6 +59,7 @@ where
 )]
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
 
 /// A `Result` whose `Ok` value is cached; errors are never stored.
@@ -81,9 +90,3 @@ impl<T, E> CachedResult for Result<T, E> {
         Ok(ok)
     }
 }
-
-/// Compile-time check that `T` can be keyed (reports at the argument's type).
-pub const fn assert_key<T: ?Sized + CacheKey>() {}
-
-/// Compile-time check that `T` can be stored (reports at the return type).
-pub const fn assert_value<T: CacheValue>() {}

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use parking_lot::Mutex;
 
 use crate::cache::{CacheSpec, QueryCache};
+use crate::keys::CacheValue;
 use crate::stats::CacheStats;
 
 /// What the registry needs of a cached function.
@@ -57,7 +58,7 @@ impl<K, V> LazyCache<K, V> {
 impl<K, V> LazyCache<K, V>
 where
     K: Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: CacheValue,
 {
     /// The cache, built and registered on the first call.
     #[inline]
@@ -86,7 +87,7 @@ where
 impl<K, V> CacheHandle for LazyCache<K, V>
 where
     K: Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: CacheValue,
 {
     fn stats(&self) -> Option<CacheStats> {
         self.cell.get().map(QueryCache::stats)

@@ -45,7 +45,8 @@ impl TempDb {
     pub fn connect(&self) -> (SqliteConnection, Statements) {
         let url = self.dir.join("db.sqlite");
         let mut conn = SqliteConnection::establish(&url.to_string_lossy()).expect("open sqlite");
-        conn.batch_execute("PRAGMA busy_timeout = 10000;").expect("busy timeout");
+        conn.batch_execute("PRAGMA busy_timeout = 10000;")
+            .expect("busy timeout");
         let statements = Statements::default();
         let counter = statements.0.clone();
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {

@@ -15,7 +15,7 @@
 //! }
 //! ```
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat};
@@ -43,13 +43,17 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
         })
         .collect();
 
+    // Every use of the key trait carries the argument type's span, so a type
+    // that cannot be keyed is reported there, in dbkit's words.
+    let key_trait = |ty: &syn::Type| {
+        let private = respan(&private, ty.span());
+        quote_spanned!(ty.span()=> <#ty as #private::CacheKey>)
+    };
     // The key: each argument's owned form, in parameter order.
-    let key_types = keyed
-        .iter()
-        .map(|(_, ty, _)| quote_spanned!(ty.span()=> <#ty as #private::CacheKey>::Owned));
-    let key_asserts = keyed
-        .iter()
-        .map(|(_, ty, _)| quote_spanned!(ty.span()=> #private::assert_key::<#ty>();));
+    let key_types = keyed.iter().map(|(_, ty, _)| {
+        let key = key_trait(ty);
+        quote!(#key::Owned)
+    });
     // Each argument borrowed as `&T`, for hashing and comparing on a hit.
     let borrowed: Vec<TokenStream> = keyed
         .iter()
@@ -61,42 +65,58 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             }
         })
         .collect();
-    let indices = (0..keyed.len()).map(syn::Index::from);
-    let matches = borrowed
+    let hashes = keyed.iter().zip(&borrowed).map(|((_, ty, _), arg)| {
+        let key = key_trait(ty);
+        quote!(#key::hash_key(#arg, __dbkit_hasher);)
+    });
+    let matches = keyed
         .iter()
-        .zip(indices)
-        .map(|(arg, i)| quote!(#private::CacheKey::matches(#arg, &__dbkit_key.#i)));
-    let to_keys = borrowed
-        .iter()
-        .map(|arg| quote!(#private::CacheKey::to_key(#arg)));
+        .zip(&borrowed)
+        .enumerate()
+        .map(|(i, ((_, ty, _), arg))| {
+            let key = key_trait(ty);
+            let i = syn::Index::from(i);
+            quote!(#key::matches(#arg, &__dbkit_key.#i))
+        });
+    let to_keys = keyed.iter().zip(&borrowed).map(|((_, ty, _), arg)| {
+        let key = key_trait(ty);
+        quote!(#key::to_key(#arg))
+    });
 
     let ret = signature.output.ty();
+    let at_ret = respan(&private, ret.span());
     let value_ty = match &signature.output {
-        Output::Result { .. } => quote_spanned!(ret.span()=> <#ret as #private::CachedResult>::Ok),
+        Output::Result { .. } => quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::Ok),
         Output::Option { .. } | Output::Plain { .. } => quote!(#ret),
     };
-    let value_assert = quote_spanned!(ret.span()=> #private::assert_value::<#value_ty>(););
+    // Reaching the cache requires a storable value: reported at the return type.
+    let cache = quote_spanned!(ret.span()=> #at_ret::LazyCache::get(&__DBKIT_CACHE));
+    let lookup = quote_spanned!(ret.span()=> #at_ret::QueryCache::get_or_begin_with);
+    let store_fn = quote_spanned!(ret.span()=> #at_ret::Ticket::store);
     let hit = match &signature.output {
-        Output::Result { .. } => quote!(#private::CachedResult::from_ok(__dbkit_hit)),
+        Output::Result { .. } => {
+            quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::from_ok(__dbkit_hit))
+        }
         Output::Option { .. } | Output::Plain { .. } => quote!(__dbkit_hit),
     };
     let clone = quote!(::core::clone::Clone::clone);
+    let ok_ref = quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::ok_ref);
     let store = match (&signature.output, options.skip_none.is_some()) {
         (Output::Result { .. }, skip_none) => {
             let guard = skip_none.then(|| quote!(if __dbkit_value.is_some()));
             quote! {
                 if let ::core::option::Option::Some(__dbkit_value) =
-                    #private::CachedResult::ok_ref(&__dbkit_output)
+                    #ok_ref(&__dbkit_output)
                 {
-                    #guard { __dbkit_ticket.store(#clone(__dbkit_value)); }
+                    #guard { #store_fn(__dbkit_ticket, #clone(__dbkit_value)); }
                 }
             }
         }
         (Output::Option { .. }, true) => quote! {
-            if __dbkit_output.is_some() { __dbkit_ticket.store(#clone(&__dbkit_output)); }
+            if __dbkit_output.is_some() { #store_fn(__dbkit_ticket, #clone(&__dbkit_output)); }
         },
         (Output::Option { .. } | Output::Plain { .. }, _) => quote! {
-            __dbkit_ticket.store(#clone(&__dbkit_output));
+            #store_fn(__dbkit_ticket, #clone(&__dbkit_output));
         },
     };
 
@@ -127,11 +147,6 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             #[inline]
             #inner_sig #block
 
-            const _: () = {
-                #(#key_asserts)*
-                #value_assert
-            };
-
             static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*), #value_ty> =
                 #private::LazyCache::new(#private::CacheSpec {
                     function: ::core::concat!(::core::module_path!(), "::", #name),
@@ -141,8 +156,10 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
                     single_flight: #single_flight,
                 });
 
-            let __dbkit_ticket = match __DBKIT_CACHE.get().get_or_begin(
-                &(#(#borrowed,)*),
+            let __dbkit_cache = #cache;
+            let __dbkit_ticket = match #lookup(
+                __dbkit_cache,
+                |__dbkit_hasher| { #(#hashes)* },
                 |__dbkit_key| true #(&& #matches)*,
                 || (#(#to_keys,)*),
             ) {
@@ -154,6 +171,25 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             __dbkit_output
         }
     }
+}
+
+/// `tokens` with every span set to `span`, so a path to the runtime written by
+/// the macro is blamed on the user's type rather than on the attribute.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// Removes `#[dbkit(...)]` parameter markers, which only this macro reads.

@@ -77,12 +77,17 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
     let mut skip_none = None;
     let mut krate = None;
     let mut seen: Vec<Ident> = Vec::new();
+    // Names an unknown option was taken for: not reported missing as well.
+    let mut suggested: Vec<&str> = Vec::new();
 
     for opt in raw {
         let name = opt.name.to_string();
         if !OPTIONS.contains(&name.as_str()) {
             let hint = match suggest::closest(&name, OPTIONS) {
-                Some(close) => format!("did you mean `{close}`?"),
+                Some(close) => {
+                    suggested.push(close);
+                    format!("did you mean `{close}`?")
+                }
                 None => format!("expected one of {}", list(OPTIONS)),
             };
             cx.error_spanned_by(
@@ -121,13 +126,14 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
         }
     }
 
-    if !seen.iter().any(|s| s == "tables") {
+    let missing = |name: &str| !seen.iter().any(|s| s == name) && !suggested.contains(&name);
+    if missing("tables") {
         cx.push(syn::Error::new(
             Span::call_site(),
             "missing `tables`; name the tables the query reads, e.g. `tables = \"users, posts\"`, so writes to them invalidate its results",
         ));
     }
-    if !seen.iter().any(|s| s == "ttl") {
+    if missing("ttl") {
         cx.push(syn::Error::new(
             Span::call_site(),
             "missing `ttl`; add `ttl = 300` (seconds) or `ttl = \"5m\"`: it bounds staleness from writes dbkit cannot see",

@@ -1,0 +1,10 @@
+use dbkit::cached_query;
+use diesel::prelude::*;
+
+#[cached_query(ttl = 300, tables = "users")]
+fn user(conn: &mut SqliteConnection, other: &mut SqliteConnection, id: i32) -> QueryResult<String> {
+    let _ = (conn, other, id);
+    Ok(String::new())
+}
+
+fn main() {}
