@@ -138,9 +138,9 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-/// Keeps each shard's lock on its own cache line.
+/// One shard's lock, alone on its cache lines (no false sharing between shards).
 #[repr(align(128))]
-struct Padded<T>(T);
+struct PaddedShard<K, V>(Mutex<Shard<K, V>>);
 
 /// The L1 cache of one function: sharded LRU, TTL, table freshness,
 /// single-flight and statistics.
@@ -149,7 +149,7 @@ pub struct QueryCache<K, V> {
     deps: Box<[&'static TableState]>,
     ttl_ms: u64,
     hasher: foldhash::fast::RandomState,
-    shards: Box<[Padded<Mutex<Shard<K, V>>>]>,
+    shards: Box<[PaddedShard<K, V>]>,
     shard_mask: usize,
 }
 
@@ -197,7 +197,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..shards)
                 .map(|_| {
-                    Padded(Mutex::new(Shard {
+                    PaddedShard(Mutex::new(Shard {
                         lru: LruCache::with_hasher(per_shard, BuildHasherDefault::default()),
                         flights: Vec::new(),
                         counters: Counters::default(),

@@ -38,7 +38,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
         .params
         .iter()
         .filter_map(|p| match &p.role {
-            Role::Key { keyed_ty, passing } => Some((p, keyed_ty, *passing)),
+            Role::Key { keyed_ty, passing } => Some((p, &**keyed_ty, *passing)),
             Role::Connection | Role::Skipped => None,
         })
         .collect();

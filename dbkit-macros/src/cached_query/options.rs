@@ -96,7 +96,7 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
             );
             continue;
         }
-        if seen.iter().any(|s| *s == opt.name) {
+        if seen.contains(&opt.name) {
             cx.error_spanned_by(
                 &opt.name,
                 format!("duplicate `cached_query` option `{name}`"),

@@ -28,7 +28,10 @@ pub(crate) enum Role {
     /// Marked `#[dbkit(skip)]`: passed through, never keyed.
     Skipped,
     /// Part of the key; `keyed_ty` is the type behind the reference, if any.
-    Key { keyed_ty: Type, passing: Passing },
+    Key {
+        keyed_ty: Box<Type>,
+        passing: Passing,
+    },
 }
 
 pub(crate) struct Param {
@@ -265,7 +268,10 @@ fn key_role(ty: &Type, cx: &mut Ctxt) -> Option<Role> {
         );
         return None;
     }
-    Some(Role::Key { keyed_ty, passing })
+    Some(Role::Key {
+        keyed_ty: Box::new(keyed_ty),
+        passing,
+    })
 }
 
 /// Finds what would keep a key type from being stored: a borrow inside it.
