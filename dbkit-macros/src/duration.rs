@@ -20,7 +20,7 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("`{}` is too large", &rest[..digits]))?;
-        rest = &rest[digits..];
+        rest = rest[digits..].trim_start();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
         let part = match unit {

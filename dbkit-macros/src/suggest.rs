@@ -5,7 +5,7 @@ pub(crate) fn closest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(typed, k), *k))
-        .filter(|(d, k)| *d <= 2.min(k.len() / 2).max(1))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
