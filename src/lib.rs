@@ -78,6 +78,30 @@ pub use dbkit_core::registry::{cache_stats, clear_all};
 pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
+/// A cached service function:
+///
+/// ```
+/// use diesel::prelude::*;
+///
+/// diesel::table! {
+///     users (id) {
+///         id -> Integer,
+///         email -> Text,
+///     }
+/// }
+///
+/// #[dbkit::cached_query(ttl = 300, tables = "users")]
+/// fn user_id(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<i32>> {
+///     users::table.filter(users::email.eq(email)).select(users::id).get_result(conn).optional()
+/// }
+/// # let mut conn = SqliteConnection::establish(":memory:").unwrap();
+/// # diesel::sql_query("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)")
+/// #     .execute(&mut conn).unwrap();
+/// assert_eq!(user_id(&mut conn, "ada@example.com").unwrap(), None); // runs the query
+/// assert_eq!(user_id(&mut conn, "ada@example.com").unwrap(), None); // `None` is cached too
+/// ```
+///
+/// The options and rules are in the [crate documentation](crate).
 pub use dbkit_macros::cached_query;
 
 /// Helpers for tests of code that uses dbkit.
