@@ -48,7 +48,11 @@ struct Page {
 
 #[cached_query(ttl = 300, tables = "alloc_scores")]
 fn score(id: u64, name: &str, tags: &[u32], page: &Page, label: String) -> i64 {
-    id as i64 + name.len() as i64 + tags.iter().sum::<u32>() as i64 + page.number as i64 + label.len() as i64
+    id as i64
+        + name.len() as i64
+        + tags.iter().sum::<u32>() as i64
+        + page.number as i64
+        + label.len() as i64
 }
 
 /// One test, so no other thread contends for the shard lock: a contended
@@ -56,21 +60,34 @@ fn score(id: u64, name: &str, tags: &[u32], page: &Page, label: String) -> i64 {
 /// parks, which is the lock's cost, not the hit's.
 #[test]
 fn hit_allocates_nothing_for_borrowed_arguments_and_miss_allocates_the_key() {
-    let page = Page { number: 2, size: 20 };
+    let page = Page {
+        number: 2,
+        size: 20,
+    };
     let label = String::from("x");
 
     let before_miss = allocations();
     let first = score(7, "ada", &[1, 2, 3], &page, label.clone());
-    assert!(allocations() > before_miss + 1, "a miss stores an owned key");
+    assert!(
+        allocations() > before_miss + 1,
+        "a miss stores an owned key"
+    );
 
     let before = allocations();
     for _ in 0..1_000 {
         assert_eq!(score(7, "ada", &[1, 2, 3], &page, label.clone()), first);
     }
     // `label.clone()` is the caller's own allocation, one per call.
-    assert_eq!(allocations() - before, 1_000, "a hit added allocations of its own");
+    assert_eq!(
+        allocations() - before,
+        1_000,
+        "a hit added allocations of its own"
+    );
 
     let stats = dbkit::cache_stats();
-    let s = stats.iter().find(|s| s.function.ends_with("::score")).expect("registered");
+    let s = stats
+        .iter()
+        .find(|s| s.function.ends_with("::score"))
+        .expect("registered");
     assert_eq!((s.hits, s.misses), (1_000, 1));
 }

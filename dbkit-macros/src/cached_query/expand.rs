@@ -78,6 +78,12 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             let i = syn::Index::from(i);
             quote!(#key::matches(#arg, &__dbkit_key.#i))
         });
+    let matches: Vec<TokenStream> = matches.collect();
+    let all_match = if matches.is_empty() {
+        quote!(true)
+    } else {
+        quote!(#(#matches)&&*)
+    };
     let to_keys = keyed.iter().zip(&borrowed).map(|((_, ty, _), arg)| {
         let key = key_trait(ty);
         quote!(#key::to_key(#arg))
@@ -160,7 +166,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             let __dbkit_ticket = match #lookup(
                 __dbkit_cache,
                 |__dbkit_hasher| { #(#hashes)* },
-                |__dbkit_key| true #(&& #matches)*,
+                |__dbkit_key| #all_match,
                 || (#(#to_keys,)*),
             ) {
                 ::core::result::Result::Ok(__dbkit_hit) => return #hit,

@@ -42,3 +42,64 @@ pub fn cached_query_inner(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
 }
+
+/// Expansion snapshots of the happy paths: what users see in `cargo expand`.
+/// `UPDATE_EXPAND=1 cargo test -p dbkit-macros` rewrites them.
+#[cfg(test)]
+mod snapshots {
+    use std::path::PathBuf;
+
+    fn check(name: &str, args: &str, item: &str) {
+        let tokens = super::cached_query_inner(args.parse().unwrap(), item.parse().unwrap());
+        let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust");
+        let expanded = prettyplease::unparse(&file);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/expand")
+            .join(format!("{name}.expanded.rs"));
+        if std::env::var_os("UPDATE_EXPAND").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &expanded).unwrap();
+            return;
+        }
+        let stored = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_EXPAND=1", path.display()));
+        assert_eq!(
+            stored, expanded,
+            "expansion of {name} changed; run with UPDATE_EXPAND=1 and review"
+        );
+    }
+
+    #[test]
+    fn result_of_option_keyed_on_a_borrowed_str() {
+        check(
+            "result_option",
+            r#"ttl = 300, tables = "users""#,
+            "fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+                users::table.filter(users::email.eq(email)).first(conn).optional()
+            }",
+        );
+    }
+
+    #[test]
+    fn option_without_none_and_markers() {
+        check(
+            "option_markers",
+            r#"ttl = "5m", tables = "posts, app.users", cache_none = false, max_entries = 100, single_flight = false"#,
+            "pub(crate) fn post(#[dbkit(conn)] db: &mut Db, mut id: i64, #[dbkit(skip)] trace: u64) -> Option<Post> {
+                id += 1;
+                load(db, id, trace)
+            }",
+        );
+    }
+
+    #[test]
+    fn plain_value_with_crate_override() {
+        check(
+            "plain_crate",
+            r#"ttl = 60, tables = "tags", crate = "::my_app::dbkit""#,
+            "fn tag_names(conn: &mut SqliteConnection, ids: &[i32]) -> Vec<String> {
+                load(conn, ids)
+            }",
+        );
+    }
+}

@@ -1,0 +1,40 @@
+pub(crate) fn post(db: &mut Db, id: i64, trace: u64) -> Option<Post> {
+    #[inline]
+    fn __dbkit_query(db: &mut Db, mut id: i64, trace: u64) -> Option<Post> {
+        id += 1;
+        load(db, id, trace)
+    }
+    static __DBKIT_CACHE: ::dbkit::__private::LazyCache<
+        (<i64 as ::dbkit::__private::CacheKey>::Owned,),
+        Option<Post>,
+    > = ::dbkit::__private::LazyCache::new(::dbkit::__private::CacheSpec {
+        function: ::core::concat!(::core::module_path!(), "::", "post"),
+        tables: &["posts", "app.users"],
+        ttl: ::core::time::Duration::from_millis(300000u64),
+        max_entries: 100usize,
+        single_flight: false,
+    });
+    let __dbkit_cache = ::dbkit::__private::LazyCache::get(&__DBKIT_CACHE);
+    let __dbkit_ticket = match ::dbkit::__private::QueryCache::get_or_begin_with(
+        __dbkit_cache,
+        |__dbkit_hasher| {
+            <i64 as ::dbkit::__private::CacheKey>::hash_key(&id, __dbkit_hasher);
+        },
+        |__dbkit_key| <i64 as ::dbkit::__private::CacheKey>::matches(
+            &id,
+            &__dbkit_key.0,
+        ),
+        || (<i64 as ::dbkit::__private::CacheKey>::to_key(&id),),
+    ) {
+        ::core::result::Result::Ok(__dbkit_hit) => return __dbkit_hit,
+        ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
+    };
+    let __dbkit_output = __dbkit_query(db, id, trace);
+    if __dbkit_output.is_some() {
+        ::dbkit::__private::Ticket::store(
+            __dbkit_ticket,
+            ::core::clone::Clone::clone(&__dbkit_output),
+        );
+    }
+    __dbkit_output
+}

@@ -1,0 +1,47 @@
+fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+    #[inline]
+    fn __dbkit_query(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+        users::table.filter(users::email.eq(email)).first(conn).optional()
+    }
+    static __DBKIT_CACHE: ::dbkit::__private::LazyCache<
+        (<str as ::dbkit::__private::CacheKey>::Owned,),
+        <QueryResult<Option<User>> as ::dbkit::__private::CachedResult>::Ok,
+    > = ::dbkit::__private::LazyCache::new(::dbkit::__private::CacheSpec {
+        function: ::core::concat!(::core::module_path!(), "::", "user_by_email"),
+        tables: &["users"],
+        ttl: ::core::time::Duration::from_millis(300000u64),
+        max_entries: 10000usize,
+        single_flight: true,
+    });
+    let __dbkit_cache = ::dbkit::__private::LazyCache::get(&__DBKIT_CACHE);
+    let __dbkit_ticket = match ::dbkit::__private::QueryCache::get_or_begin_with(
+        __dbkit_cache,
+        |__dbkit_hasher| {
+            <str as ::dbkit::__private::CacheKey>::hash_key(&*email, __dbkit_hasher);
+        },
+        |__dbkit_key| <str as ::dbkit::__private::CacheKey>::matches(
+            &*email,
+            &__dbkit_key.0,
+        ),
+        || (<str as ::dbkit::__private::CacheKey>::to_key(&*email),),
+    ) {
+        ::core::result::Result::Ok(__dbkit_hit) => {
+            return <QueryResult<
+                Option<User>,
+            > as ::dbkit::__private::CachedResult>::from_ok(__dbkit_hit);
+        }
+        ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
+    };
+    let __dbkit_output = __dbkit_query(conn, email);
+    if let ::core::option::Option::Some(__dbkit_value) = <QueryResult<
+        Option<User>,
+    > as ::dbkit::__private::CachedResult>::ok_ref(&__dbkit_output) {
+        {
+            ::dbkit::__private::Ticket::store(
+                __dbkit_ticket,
+                ::core::clone::Clone::clone(__dbkit_value),
+            );
+        }
+    }
+    __dbkit_output
+}
