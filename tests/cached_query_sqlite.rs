@@ -417,3 +417,33 @@ fn every_argument_but_skipped_ones_is_keyed_by_value() {
         "each keyed argument tells entries apart"
     );
 }
+
+/// dbkit re-exported under another name, as an application's own prelude might.
+pub use dbkit as renamed_dbkit;
+
+/// An application's own name for its connection: not recognisable by name.
+type Db = SqliteConnection;
+
+diesel::table! {
+    shelves (id) {
+        id -> Integer,
+        kind -> Text,
+    }
+}
+
+#[renamed_dbkit::cached_query(ttl = 300, tables = "shelves", crate = "crate::renamed_dbkit")]
+fn shelf_kind(#[dbkit(conn)] db: &mut Db, id: i32) -> QueryResult<String> {
+    shelves::table.find(id).select(shelves::kind).get_result(db)
+}
+
+#[test]
+fn crate_override_and_explicit_connection_marker_work() {
+    let db = TempDb::new(
+        "CREATE TABLE shelves (id INTEGER PRIMARY KEY, kind TEXT NOT NULL);
+         INSERT INTO shelves VALUES (1, 'oak');",
+    );
+    let (mut conn, statements) = db.connect();
+    assert_eq!(shelf_kind(&mut conn, 1).unwrap(), "oak");
+    assert_eq!(shelf_kind(&mut conn, 1).unwrap(), "oak");
+    assert_eq!(statements.count(), 1);
+}
