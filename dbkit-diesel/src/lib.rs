@@ -1,7 +1,11 @@
 //! dbkit's diesel glue. It selects the diesel backends (`sqlite` with a
-//! bundled libsqlite3, `postgres`, `mysql`) for the `dbkit` facade; the
-//! statement instrumentation, the tracked r2d2 pool and the health check live
-//! here as they land.
+//! bundled libsqlite3, `postgres`, `mysql`) for the `dbkit` facade, and holds
+//! the statement classification the write hook relies on; the
+//! instrumentation, the tracked r2d2 pool and the health check live here as
+//! they land.
 #![warn(missing_docs)]
+
+pub mod classify;
+mod lexer;
 
 pub use diesel;

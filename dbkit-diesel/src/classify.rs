@@ -1,0 +1,907 @@
+//! What a statement does to the tables, from its text: a hand-written scanner
+//! of the statement head (no full SQL parse on the per-statement path).
+//!
+//! The rule that matters: a statement that may write is never reported as a
+//! read. Whatever the scanner cannot place (an unknown keyword, `CALL`, `DO`,
+//! `EXECUTE`, `... CASCADE`, unreadable text) is [`Effect::WritesUnknown`]:
+//! every cached result is refused, which costs misses, never staleness.
+//!
+//! Table names come back as written, quotes removed; the table clock maps a
+//! schema-qualified name to its bare table (see `dbkit_core::tables`).
+
+use crate::lexer::{Lexer, Token};
+
+/// Most tables one statement is tracked with; more means "unknown tables".
+pub const MAX_TABLES: usize = 8;
+
+/// A few table names, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tables<'a> {
+    names: [&'a str; MAX_TABLES],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> Tables<'a> {
+    fn push(&mut self, name: &'a str) {
+        if self.names[..self.len]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            return;
+        }
+        if self.len == MAX_TABLES {
+            self.overflow = true;
+        } else {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+    }
+
+    /// The names, in order of appearance.
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.names[..self.len]
+    }
+
+    /// Whether more tables were named than fit.
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+}
+
+/// What one statement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// Reads these tables (filled only when reads are asked for).
+    Reads(Tables<'a>),
+    /// Writes exactly these tables.
+    Writes(Tables<'a>),
+    /// May write, tables unknown: everything must be invalidated.
+    WritesUnknown,
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`.
+    Commit,
+    /// `ROLLBACK` (of the whole transaction).
+    Rollback,
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: fold into the transaction.
+    Savepoint,
+    /// Changes no table data (`SET`, `PRAGMA`, `CREATE INDEX`, `EXPLAIN`...).
+    NoData,
+    /// Comments or whitespace only.
+    Empty,
+}
+
+impl Effect<'_> {
+    /// Whether this statement may change table data.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Effect::Writes(_) | Effect::WritesUnknown)
+    }
+}
+
+/// Every statement of `sql` (a `batch_execute` string may hold several), in order.
+///
+/// `with_reads`: also list the tables SELECTs read (costs a full scan; only
+/// the stale-read guard asks for it).
+///
+/// ```
+/// use dbkit_diesel::classify::{statements, Effect};
+///
+/// let effects: Vec<_> = statements(r#"UPDATE "users" SET name = $1 WHERE id = $2"#, false).collect();
+/// assert!(matches!(effects[0], Effect::Writes(t) if t.as_slice() == ["users"]));
+/// ```
+pub fn statements(sql: &str, with_reads: bool) -> impl Iterator<Item = Effect<'_>> {
+    let mut scanner = Scanner {
+        lexer: Lexer::new(sql),
+        peeked: None,
+        with_reads,
+        done: false,
+    };
+    std::iter::from_fn(move || {
+        while !scanner.done {
+            let effect = scanner.statement();
+            if effect != Effect::Empty {
+                return Some(effect);
+            }
+        }
+        None
+    })
+}
+
+/// The combined effect of a whole text on tables, as one statement would
+/// have it: writes merged, transaction control reported only when alone.
+pub fn classify(sql: &str, with_reads: bool) -> Effect<'_> {
+    let mut all = statements(sql, with_reads);
+    let Some(first) = all.next() else {
+        return Effect::Empty;
+    };
+    let Some(second) = all.next() else {
+        return first;
+    };
+    // Several statements (a batch): what matters is whether any may write.
+    let mut writes = Tables::default();
+    let mut reads = Tables::default();
+    let mut any_write = false;
+    for effect in [first, second].into_iter().chain(all) {
+        match effect {
+            Effect::WritesUnknown => return Effect::WritesUnknown,
+            Effect::Writes(t) => {
+                any_write = true;
+                merge(&mut writes, &t);
+            }
+            Effect::Reads(t) => merge(&mut reads, &t),
+            // A batch that opens or ends a transaction by hand: the caller
+            // tracks those (see `Batch`); as one effect it is a write of
+            // whatever it writes.
+            _ => {}
+        }
+    }
+    if any_write {
+        if writes.overflowed() {
+            Effect::WritesUnknown
+        } else {
+            Effect::Writes(writes)
+        }
+    } else {
+        Effect::Reads(reads)
+    }
+}
+
+fn merge<'a>(into: &mut Tables<'a>, from: &Tables<'a>) {
+    for name in from.as_slice() {
+        into.push(name);
+    }
+    into.overflow |= from.overflow;
+}
+
+struct Scanner<'a> {
+    lexer: Lexer<'a>,
+    peeked: Option<Option<Token<'a>>>,
+    with_reads: bool,
+    done: bool,
+}
+
+fn is(token: Option<Token<'_>>, keyword: &str) -> bool {
+    matches!(token, Some(Token::Word(w)) if w.eq_ignore_ascii_case(keyword))
+}
+
+/// Words that end a table list or cannot be an alias.
+const CLAUSE_WORDS: &[&str] = &[
+    "where",
+    "set",
+    "from",
+    "using",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "natural",
+    "outer",
+    "on",
+    "group",
+    "order",
+    "limit",
+    "offset",
+    "having",
+    "window",
+    "union",
+    "intersect",
+    "except",
+    "returning",
+    "values",
+    "select",
+    "default",
+    "as",
+    "lateral",
+    "only",
+    "partition",
+    "straight_join",
+    "for",
+    "fetch",
+    "into",
+    "when",
+    "then",
+    "use",
+    "force",
+    "ignore",
+    "index",
+    "restart",
+    "continue",
+    "cascade",
+    "restrict",
+    "with",
+    "indexed",
+    "not",
+];
+
+fn is_clause_word(word: &str) -> bool {
+    CLAUSE_WORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&mut self) -> Option<Token<'a>> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lexer.next_token());
+        }
+        self.peeked.flatten()
+    }
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        match self.peeked.take() {
+            Some(token) => token,
+            None => self.lexer.next_token(),
+        }
+    }
+
+    fn eat(&mut self, keyword: &str) -> bool {
+        if is(self.peek(), keyword) {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips to the end of the current statement (`;` at depth 0 or the end).
+    /// `false` if the text was unreadable on the way.
+    fn finish_statement(&mut self) -> bool {
+        let mut depth = 0usize;
+        loop {
+            match self.next() {
+                None => {
+                    self.done = true;
+                    return true;
+                }
+                Some(Token::Confused) => {
+                    self.done = true;
+                    return false;
+                }
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) => depth = depth.saturating_sub(1),
+                Some(Token::Semicolon) if depth == 0 => return true,
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// A table name: `name`, `"name"`, `schema.name`. The last part is kept.
+    fn table_name(&mut self) -> Option<&'a str> {
+        let mut name = match self.peek() {
+            Some(Token::Word(w)) if !is_clause_word(w) => w,
+            Some(Token::Quoted(q)) => q,
+            _ => return None,
+        };
+        self.next();
+        while self.peek() == Some(Token::Dot) {
+            self.next();
+            match self.next() {
+                Some(Token::Word(w)) | Some(Token::Quoted(w)) => name = w,
+                _ => return None,
+            }
+        }
+        Some(name)
+    }
+
+    /// Skips `[AS] alias` after a table reference.
+    fn skip_alias(&mut self) {
+        if self.eat("as") {
+            self.next();
+            return;
+        }
+        match self.peek() {
+            Some(Token::Word(w)) if !is_clause_word(w) => {
+                self.next();
+            }
+            Some(Token::Quoted(_)) => {
+                self.next();
+            }
+            _ => {}
+        }
+    }
+
+    /// One statement's effect; consumes through its `;`.
+    fn statement(&mut self) -> Effect<'a> {
+        let effect = self.head();
+        let readable = self.finish_statement();
+        if readable {
+            effect
+        } else {
+            Effect::WritesUnknown
+        }
+    }
+
+    fn head(&mut self) -> Effect<'a> {
+        let first = match self.peek() {
+            None => return Effect::Empty,
+            Some(Token::Semicolon) => return Effect::Empty,
+            Some(Token::LParen) => return self.read_statement(),
+            Some(Token::Word(w)) => w,
+            Some(_) => return Effect::WritesUnknown,
+        };
+        let keyword = first.to_ascii_lowercase();
+        match keyword.as_str() {
+            "select" | "values" | "table" | "show" | "describe" | "desc" => self.read_statement(),
+            "with" => self.with_statement(),
+            "insert" | "replace" => {
+                self.next();
+                self.insert_target()
+            }
+            "update" => {
+                self.next();
+                self.update_targets()
+            }
+            "delete" => {
+                self.next();
+                self.delete_targets()
+            }
+            "merge" => {
+                self.next();
+                self.eat("into");
+                self.single_target()
+            }
+            "truncate" => {
+                self.next();
+                self.eat("table");
+                self.table_list_with_cascade()
+            }
+            "copy" => {
+                self.next();
+                self.copy_statement()
+            }
+            "load" => {
+                // MySQL LOAD DATA ... INTO TABLE t
+                self.next();
+                loop {
+                    match self.peek() {
+                        None | Some(Token::Semicolon) | Some(Token::Confused) => {
+                            return Effect::WritesUnknown
+                        }
+                        Some(Token::Word(w)) if w.eq_ignore_ascii_case("table") => {
+                            self.next();
+                            return self.single_target();
+                        }
+                        _ => {
+                            self.next();
+                        }
+                    }
+                }
+            }
+            "create" => {
+                self.next();
+                self.create_statement()
+            }
+            "drop" => {
+                self.next();
+                self.drop_statement()
+            }
+            "alter" => {
+                self.next();
+                self.alter_statement()
+            }
+            "refresh" => {
+                // REFRESH MATERIALIZED VIEW [CONCURRENTLY] name
+                self.next();
+                self.eat("materialized");
+                self.eat("view");
+                self.eat("concurrently");
+                self.single_target()
+            }
+            "begin" | "start" => {
+                self.next();
+                // A PL/pgSQL-style block is not a transaction start; those only
+                // arrive inside DO/functions, which are unknown anyway.
+                Effect::Begin
+            }
+            "commit" | "end" => Effect::Commit,
+            "rollback" | "abort" => {
+                self.next();
+                self.eat("work");
+                self.eat("transaction");
+                if is(self.peek(), "to") {
+                    Effect::Savepoint
+                } else {
+                    Effect::Rollback
+                }
+            }
+            "savepoint" | "release" => Effect::Savepoint,
+            "explain" => {
+                self.next();
+                self.explain_statement()
+            }
+            "set" | "reset" | "pragma" | "analyze" | "analyse" | "vacuum" | "reindex"
+            | "cluster" | "checkpoint" | "discard" | "listen" | "unlisten" | "notify" | "lock"
+            | "grant" | "revoke" | "comment" | "use" | "prepare" | "deallocate" | "attach"
+            | "detach" | "security" | "declare" | "fetch" | "move" | "close" => Effect::NoData,
+            // CALL, DO, EXECUTE, HANDLER, and anything unknown.
+            _ => Effect::WritesUnknown,
+        }
+    }
+
+    /// A read: lists the tables after FROM and JOIN when reads are wanted.
+    /// A top-level `INTO` (SELECT INTO creates a table) makes it unknown.
+    fn read_statement(&mut self) -> Effect<'a> {
+        let mut tables = Tables::default();
+        let mut ctes: Tables<'a> = Tables::default();
+        let mut depth = 0usize;
+        loop {
+            match self.peek() {
+                None | Some(Token::Semicolon) => return Effect::Reads(tables),
+                // The end of an enclosing CTE body or subquery: not ours.
+                Some(Token::RParen) if depth == 0 => return Effect::Reads(tables),
+                Some(Token::Confused) => return Effect::WritesUnknown,
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) => depth = depth.saturating_sub(1),
+                Some(Token::Word(w)) if depth == 0 && w.eq_ignore_ascii_case("into") => {
+                    return Effect::WritesUnknown
+                }
+                Some(Token::Word(w)) if self.with_reads && w.eq_ignore_ascii_case("with") => {
+                    self.next();
+                    self.eat("recursive");
+                    if let Some(name) = self.table_name() {
+                        ctes.push(name);
+                    }
+                    continue;
+                }
+                Some(Token::Word(w))
+                    if self.with_reads
+                        && (w.eq_ignore_ascii_case("from") || w.eq_ignore_ascii_case("join")) =>
+                {
+                    self.next();
+                    loop {
+                        self.eat("only");
+                        self.eat("lateral");
+                        match self.table_name() {
+                            Some(name) if self.peek() != Some(Token::LParen) => {
+                                if !ctes.as_slice().iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                                    tables.push(name);
+                                }
+                                self.skip_alias();
+                            }
+                            _ => break, // a subquery or a function: scanned as we go
+                        }
+                        if self.peek() == Some(Token::Comma) {
+                            self.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.next();
+        }
+    }
+
+    /// `WITH [RECURSIVE] name [(cols)] AS [[NOT] MATERIALIZED] (stmt), ... main`:
+    /// a write if any part writes (data-modifying CTEs).
+    fn with_statement(&mut self) -> Effect<'a> {
+        self.next();
+        self.eat("recursive");
+        let mut writes = Tables::default();
+        let mut cte_reads = Tables::default();
+        let mut unknown = false;
+        let mut names = Tables::default();
+        loop {
+            match self.table_name() {
+                Some(name) => names.push(name),
+                None => return Effect::WritesUnknown,
+            }
+            if self.peek() == Some(Token::LParen) {
+                self.skip_parens();
+            }
+            if !self.eat("as") {
+                return Effect::WritesUnknown;
+            }
+            self.eat("not");
+            self.eat("materialized");
+            if self.next() != Some(Token::LParen) {
+                return Effect::WritesUnknown;
+            }
+            // The CTE body: a statement ending at the matching `)`.
+            match self.parenthesized_effect() {
+                Effect::Writes(t) => merge(&mut writes, &t),
+                Effect::Reads(t) => merge(&mut cte_reads, &t),
+                Effect::Empty => {}
+                _ => unknown = true,
+            }
+            if self.peek() == Some(Token::Comma) {
+                self.next();
+                continue;
+            }
+            break;
+        }
+        let main = self.head();
+        if unknown {
+            return Effect::WritesUnknown;
+        }
+        match main {
+            Effect::Writes(t) => {
+                merge(&mut writes, &t);
+                if writes.overflowed() {
+                    Effect::WritesUnknown
+                } else {
+                    Effect::Writes(writes)
+                }
+            }
+            Effect::Reads(t) if writes.len == 0 => {
+                // Tables read by the CTEs and the main query; CTE names are not tables.
+                let mut reads = Tables::default();
+                for name in cte_reads.as_slice().iter().chain(t.as_slice()) {
+                    if !names
+                        .as_slice()
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(name))
+                    {
+                        reads.push(name);
+                    }
+                }
+                reads.overflow = t.overflow || cte_reads.overflow;
+                Effect::Reads(reads)
+            }
+            Effect::Reads(_) if writes.overflowed() => Effect::WritesUnknown,
+            Effect::Reads(_) => Effect::Writes(writes),
+            _ => Effect::WritesUnknown,
+        }
+    }
+
+    /// Classifies the statement inside parentheses just opened; consumes the `)`.
+    fn parenthesized_effect(&mut self) -> Effect<'a> {
+        let effect = self.head();
+        // Skip whatever the head did not consume, up to the matching `)`.
+        let mut depth = 0usize;
+        loop {
+            match self.next() {
+                None | Some(Token::Confused) => return Effect::WritesUnknown,
+                Some(Token::LParen) => depth += 1,
+                Some(Token::RParen) if depth == 0 => return effect,
+                Some(Token::RParen) => depth -= 1,
+                Some(Token::Semicolon) => return Effect::WritesUnknown,
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn skip_parens(&mut self) {
+        let mut depth = 0usize;
+        while let Some(token) = self.peek() {
+            match token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.next();
+                        return;
+                    }
+                }
+                Token::Semicolon | Token::Confused => return,
+                _ => {}
+            }
+            self.next();
+        }
+    }
+
+    fn single_target(&mut self) -> Effect<'a> {
+        self.eat("only");
+        match self.table_name() {
+            Some(name) => {
+                let mut tables = Tables::default();
+                tables.push(name);
+                Effect::Writes(tables)
+            }
+            None => Effect::WritesUnknown,
+        }
+    }
+
+    /// INSERT/REPLACE: `[OR x] [LOW_PRIORITY|DELAYED|HIGH_PRIORITY] [IGNORE] [INTO] table`.
+    fn insert_target(&mut self) -> Effect<'a> {
+        if self.eat("or") {
+            self.next(); // REPLACE, IGNORE, ROLLBACK, ABORT, FAIL
+        }
+        for modifier in ["low_priority", "delayed", "high_priority", "ignore"] {
+            self.eat(modifier);
+        }
+        self.eat("into");
+        self.single_target()
+    }
+
+    /// UPDATE: the table list before SET (MySQL may update several, joined).
+    fn update_targets(&mut self) -> Effect<'a> {
+        if self.eat("or") {
+            self.next();
+        }
+        self.eat("low_priority");
+        self.eat("ignore");
+        let mut tables = Tables::default();
+        let mut expect_table = true;
+        loop {
+            if expect_table {
+                self.eat("only");
+                match self.table_name() {
+                    Some(name) => tables.push(name),
+                    None if self.peek() == Some(Token::LParen) => return Effect::WritesUnknown,
+                    None => {}
+                }
+                self.skip_alias();
+                expect_table = false;
+                continue;
+            }
+            match self.peek() {
+                Some(Token::Comma) => {
+                    self.next();
+                    expect_table = true;
+                }
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("join") => {
+                    self.next();
+                    expect_table = true;
+                }
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("set") => break,
+                None | Some(Token::Semicolon) | Some(Token::Confused) => break,
+                _ => {
+                    self.next();
+                }
+            }
+        }
+        self.writes(tables)
+    }
+
+    /// DELETE: `[LOW_PRIORITY] [QUICK] [IGNORE] FROM t[, t2] [USING ..]`, or
+    /// MySQL's `DELETE a, b FROM t1 a JOIN t2 b ...`, where the names before
+    /// FROM may be aliases: then every table after FROM counts too.
+    fn delete_targets(&mut self) -> Effect<'a> {
+        for modifier in ["low_priority", "quick", "ignore"] {
+            self.eat(modifier);
+        }
+        let mut tables = Tables::default();
+        if self.eat("from") {
+            loop {
+                self.eat("only");
+                match self.table_name() {
+                    Some(name) => tables.push(name),
+                    None => return Effect::WritesUnknown,
+                }
+                if self.peek() == Some(Token::Dot) {
+                    return Effect::WritesUnknown;
+                }
+                self.skip_alias();
+                if self.peek() == Some(Token::Comma) {
+                    self.next();
+                } else {
+                    break;
+                }
+            }
+            // MySQL `DELETE FROM a, b USING a JOIN b ...` is covered by the list;
+            // PostgreSQL's USING tables are only read.
+            return self.writes(tables);
+        }
+        // Multi-table form: the names before FROM (tables or aliases) and
+        // every table referenced after it; join conditions are skipped.
+        let mut expect_table = true;
+        loop {
+            if expect_table {
+                match self.table_name() {
+                    Some(name) => tables.push(name),
+                    None if self.peek() == Some(Token::LParen) => return Effect::WritesUnknown,
+                    None => {}
+                }
+                self.skip_alias();
+                expect_table = false;
+                continue;
+            }
+            match self.peek() {
+                None | Some(Token::Semicolon) | Some(Token::RParen) => break,
+                Some(Token::Confused) => return Effect::WritesUnknown,
+                Some(Token::Comma) => {
+                    self.next();
+                    expect_table = true;
+                }
+                Some(Token::Word(w))
+                    if ["from", "join", "using"]
+                        .iter()
+                        .any(|k| w.eq_ignore_ascii_case(k)) =>
+                {
+                    self.next();
+                    expect_table = true;
+                }
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("where") => break,
+                _ => {
+                    self.next();
+                }
+            }
+        }
+        self.writes(tables)
+    }
+
+    /// A comma list of tables, as TRUNCATE and DROP TABLE take; CASCADE
+    /// reaches tables not named, so it is unknown.
+    fn table_list_with_cascade(&mut self) -> Effect<'a> {
+        let mut tables = Tables::default();
+        loop {
+            self.eat("only");
+            match self.table_name() {
+                Some(name) => tables.push(name),
+                None => return Effect::WritesUnknown,
+            }
+            if self.peek() == Some(Token::Other) {
+                self.next(); // `t *` (descendants)
+            }
+            if self.peek() == Some(Token::Comma) {
+                self.next();
+            } else {
+                break;
+            }
+        }
+        loop {
+            match self.peek() {
+                None | Some(Token::Semicolon) | Some(Token::RParen) => break,
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("cascade") => {
+                    return Effect::WritesUnknown
+                }
+                Some(Token::Confused) => return Effect::WritesUnknown,
+                _ => {
+                    self.next();
+                }
+            }
+        }
+        self.writes(tables)
+    }
+
+    fn writes(&self, tables: Tables<'a>) -> Effect<'a> {
+        if tables.len == 0 || tables.overflowed() {
+            Effect::WritesUnknown
+        } else {
+            Effect::Writes(tables)
+        }
+    }
+
+    /// COPY t [(cols)] FROM ... writes t; COPY ... TO only reads.
+    fn copy_statement(&mut self) -> Effect<'a> {
+        if self.peek() == Some(Token::LParen) {
+            return Effect::NoData; // COPY (query) TO: a read
+        }
+        let Some(name) = self.table_name() else {
+            return Effect::WritesUnknown;
+        };
+        if self.peek() == Some(Token::LParen) {
+            self.skip_parens();
+        }
+        if self.eat("to") {
+            return Effect::NoData;
+        }
+        let mut tables = Tables::default();
+        tables.push(name);
+        Effect::Writes(tables)
+    }
+
+    fn create_statement(&mut self) -> Effect<'a> {
+        self.eat("or");
+        self.eat("replace");
+        for modifier in [
+            "global",
+            "local",
+            "temp",
+            "temporary",
+            "unlogged",
+            "virtual",
+        ] {
+            self.eat(modifier);
+        }
+        if self.eat("table") || (self.eat("materialized") && self.eat("view")) {
+            self.eat("if");
+            self.eat("not");
+            self.eat("exists");
+            return self.single_target();
+        }
+        // Indexes, views, functions, triggers, types, schemas, sequences:
+        // no table data changes when they are created.
+        Effect::NoData
+    }
+
+    fn drop_statement(&mut self) -> Effect<'a> {
+        if self.eat("table") {
+            self.eat("if");
+            self.eat("exists");
+            return self.table_list_with_cascade();
+        }
+        if self.eat("materialized") && self.eat("view") {
+            self.eat("if");
+            self.eat("exists");
+            return self.table_list_with_cascade();
+        }
+        if self.eat("schema") || self.eat("database") || self.eat("owned") {
+            return Effect::WritesUnknown;
+        }
+        // DROP INDEX/VIEW/FUNCTION/...: no data, unless it cascades.
+        loop {
+            match self.next() {
+                None | Some(Token::Semicolon) => return Effect::NoData,
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("cascade") => {
+                    return Effect::WritesUnknown
+                }
+                Some(Token::Confused) => return Effect::WritesUnknown,
+                _ => {}
+            }
+        }
+    }
+
+    fn alter_statement(&mut self) -> Effect<'a> {
+        if !self.eat("table") {
+            return Effect::NoData; // ALTER INDEX/SEQUENCE/USER/...: no table data
+        }
+        self.eat("if");
+        self.eat("exists");
+        let Effect::Writes(mut tables) = self.single_target() else {
+            return Effect::WritesUnknown;
+        };
+        // `RENAME TO new`: the new name is written as well.
+        loop {
+            match self.next() {
+                None | Some(Token::Semicolon) => break,
+                Some(Token::Confused) => return Effect::WritesUnknown,
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("to") => {
+                    if let Some(name) = self.table_name() {
+                        tables.push(name);
+                    }
+                }
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("cascade") => {
+                    return Effect::WritesUnknown
+                }
+                _ => {}
+            }
+        }
+        self.writes(tables)
+    }
+
+    /// EXPLAIN runs the statement only with ANALYZE (PostgreSQL, MySQL).
+    fn explain_statement(&mut self) -> Effect<'a> {
+        let mut analyze = false;
+        if self.peek() == Some(Token::LParen) {
+            // EXPLAIN (ANALYZE, BUFFERS) ...
+            self.next();
+            loop {
+                match self.next() {
+                    None | Some(Token::Semicolon) | Some(Token::Confused) => {
+                        return Effect::WritesUnknown
+                    }
+                    Some(Token::RParen) => break,
+                    Some(Token::Word(w))
+                        if w.eq_ignore_ascii_case("analyze")
+                            || w.eq_ignore_ascii_case("analyse") =>
+                    {
+                        analyze = true
+                    }
+                    _ => {}
+                }
+            }
+        }
+        loop {
+            match self.peek() {
+                Some(Token::Word(w))
+                    if w.eq_ignore_ascii_case("analyze") || w.eq_ignore_ascii_case("analyse") =>
+                {
+                    analyze = true;
+                    self.next();
+                }
+                Some(Token::Word(w))
+                    if ["verbose", "query", "plan", "extended", "format"]
+                        .iter()
+                        .any(|k| w.eq_ignore_ascii_case(k)) =>
+                {
+                    self.next();
+                    if self.peek() == Some(Token::Other) {
+                        self.next(); // FORMAT=JSON
+                    }
+                }
+                _ => break,
+            }
+        }
+        let inner = self.head();
+        if analyze {
+            inner
+        } else {
+            Effect::NoData // a plan only: nothing runs
+        }
+    }
+}
