@@ -21,10 +21,13 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::flight::Flight;
+#[cfg(debug_assertions)]
+use crate::guard::{RunningGuard, RunningQuery};
 use crate::keys::CacheValue;
 use crate::stats::{CacheStats, Counters};
 use crate::tables::{self, TableState};
 use crate::time;
+use crate::transaction::{self, Access};
 
 /// Default bound on the entries of one function.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -146,7 +149,7 @@ struct PaddedShard<K, V>(Mutex<Shard<K, V>>);
 /// single-flight and statistics.
 pub struct QueryCache<K, V> {
     spec: CacheSpec,
-    deps: Box<[&'static TableState]>,
+    deps: Arc<[&'static TableState]>,
     ttl_ms: u64,
     hasher: foldhash::fast::RandomState,
     shards: Box<[PaddedShard<K, V>]>,
@@ -249,10 +252,16 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, Ticket<'_, K, V>> {
+        let access = transaction::access(&self.deps);
         let mut hasher = KeyHasher(self.hasher.build_hasher());
         hash_key(&mut hasher);
         let hash = hasher.finish();
         let shard = self.shard(hash);
+        if access == Access::Bypass {
+            // This thread's open transaction wrote a table we depend on.
+            shard.lock().counters.bypasses += 1;
+            return Err(self.bypass_ticket());
+        }
         let now_ms = time::now_ms();
         let mut waited = false;
         loop {
@@ -273,6 +282,12 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                     }
                 }
             }
+            if access == Access::ReadOnly {
+                // Inside a transaction: its snapshot may be old, never store.
+                s.counters.bypasses += 1;
+                drop(guard);
+                return Err(self.bypass_ticket());
+            }
             if !self.spec.single_flight {
                 s.counters.misses += 1;
                 drop(guard);
@@ -283,11 +298,12 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                     // The query reached its own function again with the same
                     // key: waiting would deadlock, so run it uncached.
                     s.counters.bypasses += 1;
+                    drop(guard);
                     tracing::debug!(
                         function = self.spec.function,
                         "re-entrant miss runs uncached"
                     );
-                    return Err(Ticket::bypass());
+                    return Err(self.bypass_ticket());
                 }
                 let flight = Arc::clone(flight);
                 if !waited {
@@ -314,6 +330,8 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         flight: Option<Arc<Flight>>,
     ) -> Ticket<'_, K, V> {
         Ticket {
+            #[cfg(debug_assertions)]
+            _running: self.running(),
             cache: Some(self),
             hash,
             key: Some(key),
@@ -329,7 +347,29 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
     /// bypass (for calls whose result must not be shared).
     pub fn bypass(&self) -> Ticket<'_, K, V> {
         self.shards[0].0.lock().counters.bypasses += 1;
-        Ticket::bypass()
+        self.bypass_ticket()
+    }
+
+    fn bypass_ticket(&self) -> Ticket<'_, K, V> {
+        Ticket {
+            #[cfg(debug_assertions)]
+            _running: self.running(),
+            cache: None,
+            hash: 0,
+            key: None,
+            stamp: 0,
+            expires_ms: 0,
+            flight: None,
+        }
+    }
+
+    /// Debug builds check what the query reads against `tables`.
+    #[cfg(debug_assertions)]
+    fn running(&self) -> RunningGuard {
+        RunningGuard::enter(RunningQuery {
+            function: self.spec.function,
+            declared: Arc::clone(&self.deps),
+        })
     }
 
     /// Drops every entry (statistics are kept).
@@ -377,6 +417,9 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
 /// callers waiting on the same key; one of them runs the query next.
 #[must_use = "a ticket wakes waiting callers only when stored or dropped"]
 pub struct Ticket<'c, K, V> {
+    /// Marks the query as running for the stale-read guard (debug builds).
+    #[cfg(debug_assertions)]
+    _running: RunningGuard,
     cache: Option<&'c QueryCache<K, V>>,
     hash: u64,
     key: Option<K>,
@@ -386,17 +429,6 @@ pub struct Ticket<'c, K, V> {
 }
 
 impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
-    fn bypass() -> Self {
-        Ticket {
-            cache: None,
-            hash: 0,
-            key: None,
-            stamp: 0,
-            expires_ms: 0,
-            flight: None,
-        }
-    }
-
     /// Whether storing through this ticket does anything.
     pub fn is_bypass(&self) -> bool {
         self.cache.is_none()

@@ -7,9 +7,12 @@
 
 pub mod cache;
 mod flight;
+pub mod guard;
 pub mod keys;
 pub mod registry;
 pub mod report;
 pub mod stats;
 pub mod tables;
 pub mod time;
+pub mod tracker;
+pub mod transaction;

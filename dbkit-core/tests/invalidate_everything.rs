@@ -1,0 +1,27 @@
+//! Invalidating every table: its own test binary, since it makes every
+//! cached result of the process stale, other tests' included.
+
+use dbkit_core::tables::{fresh, invalidate_all, now, table};
+use dbkit_core::tracker::{Step, WriteTracker};
+
+#[test]
+fn invalidate_all_refuses_every_older_stamp() {
+    let a = table("all_a");
+    let b = table("all_b");
+    let before = now();
+    invalidate_all();
+    assert!(!fresh(&[a], before) && !fresh(&[b], before));
+    assert!(fresh(&[a, b], now()));
+}
+
+#[test]
+fn write_with_unknown_tables_pre_invalidates_and_bumps_everything() {
+    let any = table("all_victim");
+    let mut tracker = WriteTracker::default();
+    let before = now();
+    tracker.statement_started(&[Step::WriteAll]);
+    assert!(!fresh(&[any], now()), "every table is in flight");
+    tracker.statement_finished(false);
+    assert!(!fresh(&[any], before));
+    assert!(fresh(&[any], now()));
+}
