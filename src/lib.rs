@@ -78,6 +78,7 @@ pub use dbkit_core::registry::{cache_stats, clear_all};
 pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
+pub use dbkit_diesel::{instrument, is_instrumented, Instrument, InstrumentConnections};
 /// A cached service function:
 ///
 /// ```
@@ -106,6 +107,7 @@ pub use dbkit_macros::cached_query;
 
 /// Helpers for tests of code that uses dbkit.
 pub mod testing {
+    pub use dbkit_core::guard::panic_on_undeclared_tables;
     pub use dbkit_core::time::advance as advance_clock;
 }
 

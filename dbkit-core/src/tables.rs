@@ -151,6 +151,18 @@ pub fn invalidate_table(name: &str) {
     table(name).invalidate();
 }
 
+/// The pseudo-table standing for "every table" (a placeholder where a table
+/// reference is needed before the real one is known).
+pub fn table_all() -> &'static TableState {
+    &ALL
+}
+
+/// [`table_all`] as a list: what a write with unknown tables marks.
+pub fn every_table() -> &'static [&'static TableState] {
+    static EVERY: [&TableState; 1] = [&ALL];
+    &EVERY
+}
+
 /// Makes every cached result of the process stale. O(1).
 pub fn invalidate_all() {
     ALL.invalidate();
@@ -171,7 +183,7 @@ pub struct WriteMark {
 /// the mark then covers every table.
 pub fn begin_write(tables: &[&'static TableState]) -> WriteMark {
     let tables = if tables.is_empty() {
-        vec![&ALL]
+        every_table().to_vec()
     } else {
         tables.to_vec()
     };
@@ -187,8 +199,10 @@ impl WriteMark {
         &self.tables
     }
 
-    /// Adds tables to a mark still open (a transaction writing more tables).
+    /// Adds tables to a mark still open (a transaction writing more tables);
+    /// an empty slice means "tables unknown", as in [`begin_write`].
     pub fn extend(&mut self, more: &[&'static TableState]) {
+        let more = if more.is_empty() { every_table() } else { more };
         for t in more {
             if !self.tables.iter().any(|have| std::ptr::eq(*have, *t)) {
                 t.in_flight.fetch_add(1, SeqCst);

@@ -114,7 +114,7 @@ impl WriteTracker {
             None => self.transaction_marks = Some(tables::begin_write(written)),
         }
         if let Some(tx) = &self.transaction {
-            tx.wrote(if written.is_empty() { &[] } else { written });
+            tx.wrote(written);
         }
     }
 

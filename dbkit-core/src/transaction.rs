@@ -48,7 +48,13 @@ impl TransactionGuard {
 
     /// Records tables the transaction wrote: cached reads of them on this
     /// thread bypass the cache until the transaction ends.
+    /// An empty slice means "tables unknown": every cached read bypasses.
     pub fn wrote(&self, tables: &[&'static TableState]) {
+        let tables = if tables.is_empty() {
+            crate::tables::every_table()
+        } else {
+            tables
+        };
         let mut written = self.shared.written.lock();
         for t in tables {
             if !written.iter().any(|w| std::ptr::eq(*w, *t)) {
@@ -90,10 +96,11 @@ pub fn access(deps: &[&'static TableState]) -> Access {
             return Access::Full;
         }
         let writes_dep = open.iter().any(|t| {
+            let all = crate::tables::table_all();
             let written = t.written.lock();
             written
                 .iter()
-                .any(|w| deps.iter().any(|d| std::ptr::eq(*w, *d)))
+                .any(|w| std::ptr::eq(*w, all) || deps.iter().any(|d| std::ptr::eq(*w, *d)))
         });
         if writes_dep {
             Access::Bypass
@@ -134,6 +141,15 @@ mod tests {
         let tx = TransactionGuard::begin();
         tx.wrote(&[users]);
         std::thread::spawn(move || drop(tx)).join().unwrap();
+        assert_eq!(access(&[users]), Access::Full);
+        let tx = TransactionGuard::begin();
+        tx.wrote(&[]);
+        assert_eq!(
+            access(&[table("tx_any")]),
+            Access::Bypass,
+            "unknown tables cover every read"
+        );
+        drop(tx);
         assert_eq!(access(&[users]), Access::Full);
     }
 }

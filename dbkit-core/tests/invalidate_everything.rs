@@ -25,3 +25,25 @@ fn write_with_unknown_tables_pre_invalidates_and_bumps_everything() {
     assert!(!fresh(&[any], before));
     assert!(fresh(&[any], now()));
 }
+
+#[test]
+fn unknown_write_inside_a_transaction_holds_every_table_until_commit() {
+    let any = table("all_tx_victim");
+    let users = table("all_tx_users");
+    let mut tracker = WriteTracker::default();
+    tracker.transaction_began(1);
+    tracker.statement_started(&[Step::Write(&[users])]);
+    tracker.statement_finished(false);
+    tracker.statement_started(&[Step::WriteAll]);
+    tracker.statement_finished(false);
+    assert!(
+        !fresh(&[any], now()),
+        "the unknown write keeps every table in flight"
+    );
+    let before = now();
+    tracker.transaction_committing(1);
+    tracker.statement_started(&[Step::Commit]);
+    tracker.statement_finished(false);
+    assert!(!fresh(&[any], before));
+    assert!(fresh(&[any], now()));
+}

@@ -6,6 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+mod instrument;
 mod lexer;
+
+pub use instrument::{
+    instrument, is_instrumented, DbkitInstrumentation, Instrument, InstrumentConnections,
+};
 
 pub use diesel;

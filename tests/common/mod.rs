@@ -41,19 +41,37 @@ impl TempDb {
         db
     }
 
-    /// A connection that counts its statements.
+    /// A connection that counts its statements (no dbkit instrumentation).
     pub fn connect(&self) -> (SqliteConnection, Statements) {
+        self.connect_with(|conn, counter| conn.set_instrumentation(counter))
+    }
+
+    /// A connection with dbkit's instrumentation, wrapping the counter.
+    pub fn connect_instrumented(
+        &self,
+        instrument: dbkit::Instrument,
+    ) -> (SqliteConnection, Statements) {
+        self.connect_with(|conn, counter| instrument.wrapping(counter).install(conn))
+    }
+
+    fn connect_with(
+        &self,
+        install: impl FnOnce(&mut SqliteConnection, Box<dyn diesel::connection::Instrumentation>),
+    ) -> (SqliteConnection, Statements) {
         let url = self.dir.join("db.sqlite");
         let mut conn = SqliteConnection::establish(&url.to_string_lossy()).expect("open sqlite");
         conn.batch_execute("PRAGMA busy_timeout = 10000;")
             .expect("busy timeout");
         let statements = Statements::default();
         let counter = statements.0.clone();
-        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { .. } = event {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+        install(
+            &mut conn,
+            Box::new(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::StartQuery { .. } = event {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        );
         (conn, statements)
     }
 }
