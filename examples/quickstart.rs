@@ -1,8 +1,9 @@
 //! dbkit in one minute: a users-and-posts service on bundled SQLite.
 //!
 //! Run it with `cargo run --example quickstart`. It shows a miss, then hits,
-//! then a write that invalidates exactly the cached reads of its table, and
-//! ends with the cache statistics dbkit keeps for every cached function.
+//! then a write that invalidates exactly the cached reads of its table (no
+//! invalidation code: the connection is instrumented), and ends with the
+//! cache statistics dbkit keeps for every cached function.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -60,12 +61,11 @@ fn posts_by_author(conn: &mut SqliteConnection, email: &str) -> QueryResult<Vec<
 }
 
 fn rename_user(conn: &mut SqliteConnection, id: i32, name: &str) -> QueryResult<usize> {
-    let updated = diesel::update(users::table.find(id))
+    // No invalidation code: dbkit's instrumentation sees the UPDATE commit and
+    // refuses every cached read of `users` from then on.
+    diesel::update(users::table.find(id))
         .set(users::name.eq(name))
-        .execute(conn)?;
-    // Until the diesel write hook lands, tell dbkit what this write changed.
-    dbkit::invalidate_table("users");
-    Ok(updated)
+        .execute(conn)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -78,14 +78,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                   (3, 1, 'Sketch of the Engine');",
     )?;
 
-    // Count what actually reaches SQLite, to make hits visible.
+    // dbkit's instrumentation makes committed writes invalidate cached reads;
+    // the closure it wraps counts what reaches SQLite, to make hits visible.
     let statements = Arc::new(AtomicUsize::new(0));
     let counter = statements.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    });
+    dbkit::Instrument::new()
+        .wrapping(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .install(&mut conn);
     // Runs one call and says whether it reached the database.
     let step = |what: &str, call: &mut dyn FnMut() -> QueryResult<String>| -> QueryResult<()> {
         let before = statements.load(Ordering::Relaxed);

@@ -1,6 +1,10 @@
 //! Shared helpers: throwaway SQLite databases and a statement counter.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod freshness;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,6 +21,23 @@ pub struct Statements(Arc<AtomicUsize>);
 impl Statements {
     pub fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// An instrumentation that counts into this counter.
+    pub fn instrumentation(&self) -> Box<dyn diesel::connection::Instrumentation> {
+        let counter = self.0.clone();
+        Box::new(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    }
+
+    /// Whether `call` sent a statement.
+    pub fn reached<T>(&self, call: impl FnOnce() -> T) -> (T, bool) {
+        let before = self.count();
+        let out = call();
+        (out, self.count() > before)
     }
 }
 
@@ -63,15 +84,7 @@ impl TempDb {
         conn.batch_execute("PRAGMA busy_timeout = 10000;")
             .expect("busy timeout");
         let statements = Statements::default();
-        let counter = statements.0.clone();
-        install(
-            &mut conn,
-            Box::new(move |event: InstrumentationEvent<'_>| {
-                if let InstrumentationEvent::StartQuery { .. } = event {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }),
-        );
+        install(&mut conn, statements.instrumentation());
         (conn, statements)
     }
 }

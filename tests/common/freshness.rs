@@ -1,0 +1,98 @@
+//! The concurrent freshness checker (Contract 1): writer threads commit
+//! ever-increasing values, reader threads read them through `#[cached_query]`,
+//! and every read is checked against the last value committed before the
+//! read began. Values only grow, so a read below that floor is a stale read.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// What one run saw.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reads: u64,
+    pub violations: u64,
+    pub writes: u64,
+    pub first_violation: Option<String>,
+}
+
+/// Runs `writers` threads that each own `keys / writers` keys and commit
+/// increasing values with `write(conn, key, value)`, and `readers` threads
+/// that call `read(conn, key)` until `reads_wanted` reads are done.
+pub fn run<C, W, R>(
+    keys: i32,
+    writers: usize,
+    readers: usize,
+    reads_wanted: u64,
+    connect: impl Fn() -> C + Sync,
+    write: W,
+    read: R,
+) -> Outcome
+where
+    W: Fn(&mut C, i32, i64) + Sync,
+    R: Fn(&mut C, i32) -> i64 + Sync,
+{
+    let committed: Arc<Vec<AtomicI64>> = Arc::new((0..keys).map(|_| AtomicI64::new(0)).collect());
+    let stop = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let writes = AtomicU64::new(0);
+    let violations = AtomicU64::new(0);
+    let first_violation = std::sync::Mutex::new(None);
+    thread::scope(|s| {
+        for w in 0..writers {
+            let (committed, stop, writes, connect, write) =
+                (&committed, &stop, &writes, &connect, &write);
+            s.spawn(move || {
+                let mut conn = connect();
+                let mut value = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    value += 1;
+                    for key in (0..keys).filter(|k| *k as usize % writers == w) {
+                        write(&mut conn, key, value);
+                        // The write has committed: from now on no read that
+                        // begins may return less.
+                        committed[key as usize].store(value, Ordering::SeqCst);
+                        writes.fetch_add(1, Ordering::Relaxed);
+                        // Pace the writes so entries live long enough to be
+                        // served between them (hits and invalidations mix).
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+        }
+        for r in 0..readers {
+            let (committed, stop, reads, violations, first_violation, connect, read) = (
+                &committed,
+                &stop,
+                &reads,
+                &violations,
+                &first_violation,
+                &connect,
+                &read,
+            );
+            s.spawn(move || {
+                let mut conn = connect();
+                let mut key = r as i32 % keys;
+                while reads.fetch_add(1, Ordering::Relaxed) < reads_wanted {
+                    key = (key + 1) % keys;
+                    let floor = committed[key as usize].load(Ordering::SeqCst);
+                    let seen = read(&mut conn, key);
+                    if seen < floor {
+                        violations.fetch_add(1, Ordering::Relaxed);
+                        first_violation.lock().unwrap().get_or_insert_with(|| {
+                            format!("key {key}: read {seen} after {floor} was committed")
+                        });
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        }
+    });
+    Outcome {
+        reads: reads.load(Ordering::Relaxed).min(reads_wanted),
+        violations: violations.load(Ordering::Relaxed),
+        writes: writes.load(Ordering::Relaxed),
+        first_violation: first_violation.into_inner().unwrap(),
+    }
+}
