@@ -30,10 +30,14 @@
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // runs the query
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // from the cache
 //!
+//! // With the connection instrumented, a committed write invalidates by itself.
+//! dbkit::instrument(&mut conn);
 //! diesel::sql_query("UPDATE users SET name = 'grace' WHERE id = 1").execute(&mut conn).unwrap();
-//! dbkit::invalidate_table("users");
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("grace"));
 //! ```
+//!
+//! Connections from an r2d2 pool are instrumented by adding
+//! [`InstrumentConnections`] as its connection customizer.
 //!
 //! ## `#[cached_query]` options
 //!
@@ -68,8 +72,16 @@
 //!
 //! A cached result is stamped with a process-wide write clock read *before*
 //! its query ran; it is served only while no table it depends on has been
-//! written since (see [`invalidate_table`]) and its ttl has not run out.
-//! Invalidating a table is O(1) whatever the caches hold.
+//! written since and its ttl has not run out. Invalidating a table is O(1)
+//! whatever the caches hold.
+//!
+//! An instrumented connection ([`instrument`]) reports every statement: a
+//! write marks its tables before it runs and bumps them once it has
+//! committed (after the outermost `COMMIT` in a transaction; a rollback bumps
+//! nothing). Inside a transaction, cached calls never store, and calls that
+//! read a table the transaction wrote bypass the cache. Writes dbkit cannot
+//! see (other programs, triggers) are covered by the ttl or by
+//! [`invalidate_table`].
 #![warn(missing_docs)]
 
 extern crate self as dbkit;

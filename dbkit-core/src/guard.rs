@@ -39,9 +39,11 @@ pub fn panic_on_undeclared_tables(enabled: bool) {
 
 /// Marks a cached function's query as running on this thread until dropped.
 /// Not `Send`: it pops the stack of the thread that pushed it.
+#[cfg(debug_assertions)]
 #[derive(Debug)]
 pub(crate) struct RunningGuard(std::marker::PhantomData<*const ()>);
 
+#[cfg(debug_assertions)]
 impl RunningGuard {
     pub(crate) fn enter(query: RunningQuery) -> Self {
         RUNNING.with(|r| r.borrow_mut().push(query));
@@ -49,6 +51,7 @@ impl RunningGuard {
     }
 }
 
+#[cfg(debug_assertions)]
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         RUNNING.with(|r| {

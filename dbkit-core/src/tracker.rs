@@ -19,6 +19,14 @@
 use crate::tables::{self, TableState, WriteMark};
 use crate::transaction::TransactionGuard;
 
+/// Adds `written` to `mark`, opening it if needed (empty: every table).
+fn add_marks(mark: &mut Option<WriteMark>, written: &[&'static TableState]) {
+    match mark {
+        Some(m) => m.extend(written),
+        None => *mark = Some(tables::begin_write(written)),
+    }
+}
+
 /// When a connection's writes become visible to other connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriteVisibility {
@@ -109,10 +117,7 @@ impl WriteTracker {
     }
 
     fn mark_in_transaction(&mut self, written: &[&'static TableState]) {
-        match &mut self.transaction_marks {
-            Some(marks) => marks.extend(written),
-            None => self.transaction_marks = Some(tables::begin_write(written)),
-        }
+        add_marks(&mut self.transaction_marks, written);
         if let Some(tx) = &self.transaction {
             tx.wrote(written);
         }
@@ -122,19 +127,12 @@ impl WriteTracker {
     /// for a text holding many statements).
     pub fn statement_started(&mut self, steps: &[Step<'_>]) {
         let mut autocommit: Option<WriteMark> = None;
-        let mut add = |mark: &mut Option<WriteMark>, written: &[&'static TableState]| match mark {
-            Some(m) => m.extend(written),
-            None => *mark = Some(tables::begin_write(written)),
-        };
         let commits_transaction = self.committing;
         for step in steps {
             match *step {
                 Step::NoWrite => {}
-                Step::Write(written) if written.is_empty() => {
-                    self.write(&mut autocommit, &[], &mut add)
-                }
-                Step::Write(written) => self.write(&mut autocommit, written, &mut add),
-                Step::WriteAll => self.write(&mut autocommit, &[], &mut add),
+                Step::Write(written) => self.write(&mut autocommit, written),
+                Step::WriteAll => self.write(&mut autocommit, &[]),
                 // diesel's own BEGIN/COMMIT: its events already told us.
                 Step::Begin if self.depth > 0 => {}
                 Step::Begin => {
@@ -146,10 +144,7 @@ impl WriteTracker {
                     // A raw transaction commits with this statement: its marks
                     // are bumped when the statement succeeds.
                     if let Some(marks) = self.close_transaction(true) {
-                        match &mut autocommit {
-                            Some(m) => m.extend(marks.tables()),
-                            None => autocommit = Some(tables::begin_write(marks.tables())),
-                        }
+                        add_marks(&mut autocommit, marks.tables());
                     }
                 }
                 Step::Rollback => {
@@ -164,16 +159,13 @@ impl WriteTracker {
         });
     }
 
-    fn write(
-        &mut self,
-        autocommit: &mut Option<WriteMark>,
-        written: &[&'static TableState],
-        add: &mut impl FnMut(&mut Option<WriteMark>, &[&'static TableState]),
-    ) {
+    /// A write: into the open transaction's marks, or this statement's own.
+    /// An empty `written` means "tables unknown".
+    fn write(&mut self, autocommit: &mut Option<WriteMark>, written: &[&'static TableState]) {
         if self.in_transaction() && self.visibility == WriteVisibility::AtCommit {
             self.mark_in_transaction(written);
         } else {
-            add(autocommit, written);
+            add_marks(autocommit, written);
         }
     }
 

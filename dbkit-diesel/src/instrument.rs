@@ -9,7 +9,7 @@
 use std::fmt::{self, Write as _};
 
 use dbkit_core::guard;
-use dbkit_core::tables::{self, TableState};
+use dbkit_core::tables;
 use dbkit_core::tracker::{Step, WriteTracker, WriteVisibility};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::Connection;
@@ -73,55 +73,62 @@ impl DbkitInstrumentation {
         let _ = write!(SqlOnly(&mut self.sql), "{query}");
         let check_reads = cfg!(debug_assertions) && guard::running();
 
-        // Tables are resolved into fixed arrays: no allocation per statement.
-        let mut resolved: [[&'static TableState; MAX_TABLES]; 4] =
-            [[tables::table_all(); MAX_TABLES]; 4];
-        let mut steps: [Step<'_>; 4] = [Step::NoWrite; 4];
+        // Up to `BATCH` statements are tracked one by one, their tables
+        // resolved into fixed arrays: no allocation per statement.
+        const BATCH: usize = 4;
+        let mut kinds = [Kind::NoWrite; BATCH];
+        let mut written = [[tables::table_all(); MAX_TABLES]; BATCH];
         let mut count = 0;
-        let mut overflow = false;
-        let mut effects = statements(&self.sql, check_reads).peekable();
-        let mut lens = [0usize; 4];
-        while let Some(effect) = effects.next() {
-            if count == steps.len() {
-                overflow = true;
-                break;
+        for effect in statements(&self.sql, check_reads) {
+            if count == BATCH {
+                // More statements than tracked one by one: whatever they do
+                // is covered by invalidating everything.
+                self.tracker.statement_started(&[Step::WriteAll]);
+                return;
             }
-            let step = match effect {
+            kinds[count] = match effect {
                 Effect::Writes(t) if !t.overflowed() => {
-                    for (slot, name) in resolved[count].iter_mut().zip(t.as_slice()) {
+                    for (slot, name) in written[count].iter_mut().zip(t.as_slice()) {
                         *slot = tables::table(name);
                     }
-                    lens[count] = t.as_slice().len();
-                    Step::Write(&[])
+                    Kind::Write(t.as_slice().len())
                 }
-                Effect::Writes(_) | Effect::WritesUnknown => Step::WriteAll,
-                Effect::Begin => Step::Begin,
-                Effect::Commit => Step::Commit,
-                Effect::Rollback => Step::Rollback,
+                Effect::Writes(_) | Effect::WritesUnknown => Kind::WriteAll,
+                Effect::Begin => Kind::Begin,
+                Effect::Commit => Kind::Commit,
+                Effect::Rollback => Kind::Rollback,
                 Effect::Reads(t) => {
                     if check_reads {
                         guard::check_reads(t.as_slice());
                     }
-                    Step::NoWrite
+                    Kind::NoWrite
                 }
-                Effect::Savepoint | Effect::NoData | Effect::Empty => Step::NoWrite,
+                Effect::Savepoint | Effect::NoData | Effect::Empty => Kind::NoWrite,
             };
-            steps[count] = step;
             count += 1;
         }
-        if overflow {
-            // More statements than we track one by one: whatever they do, it
-            // is covered by invalidating everything.
-            self.tracker.statement_started(&[Step::WriteAll]);
-            return;
-        }
-        for i in 0..count {
-            if let Step::Write(_) = steps[i] {
-                steps[i] = Step::Write(&resolved[i][..lens[i]]);
-            }
-        }
+        let steps: [Step<'_>; BATCH] = std::array::from_fn(|i| match kinds[i] {
+            Kind::NoWrite => Step::NoWrite,
+            Kind::Write(n) => Step::Write(&written[i][..n]),
+            Kind::WriteAll => Step::WriteAll,
+            Kind::Begin => Step::Begin,
+            Kind::Commit => Step::Commit,
+            Kind::Rollback => Step::Rollback,
+        });
         self.tracker.statement_started(&steps[..count]);
     }
+}
+
+/// A statement's effect before its tables are borrowed into a [`Step`].
+#[derive(Clone, Copy)]
+enum Kind {
+    NoWrite,
+    /// Writes the first `n` resolved tables.
+    Write(usize),
+    WriteAll,
+    Begin,
+    Commit,
+    Rollback,
 }
 
 impl Instrumentation for DbkitInstrumentation {

@@ -1,0 +1,114 @@
+//! The statement hook's cost: the same diesel INSERT and SELECT by primary
+//! key on a plain connection and on one with dbkit's instrumentation, side by
+//! side, on in-memory SQLite and (with the `postgres` feature) on a
+//! PostgreSQL server over loopback that the benchmark starts itself.
+//!
+//! Run: `cargo bench --bench write_hook --features postgres`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+#[cfg(feature = "postgres")]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
+
+diesel::table! {
+    bench_rows (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+fn run_pair<C: Connection>(c: &mut Criterion, backend: &str, mut connect: impl FnMut() -> C)
+where
+    C: diesel::connection::LoadConnection,
+    C::Backend: diesel::backend::Backend,
+    i32: diesel::deserialize::FromSql<diesel::sql_types::Integer, C::Backend>
+        + diesel::serialize::ToSql<diesel::sql_types::Integer, C::Backend>,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, C::Backend>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, C::Backend>,
+    (i32, String): diesel::Queryable<(diesel::sql_types::Integer, diesel::sql_types::Text), C::Backend>,
+    for<'a> diesel::query_builder::InsertStatement<
+        bench_rows::table,
+        <diesel::dsl::Eq<bench_rows::name, &'a str> as diesel::Insertable<bench_rows::table>>::Values,
+    >: diesel::query_dsl::methods::ExecuteDsl<C>,
+    for<'a> diesel::dsl::Find<bench_rows::table, i32>:
+        diesel::query_dsl::LoadQuery<'a, C, (i32, String)>,
+{
+    let mut plain = connect();
+    let mut hooked = connect();
+    dbkit::instrument(&mut hooked);
+
+    let mut group = c.benchmark_group(format!("write-hook/{backend}"));
+    group.bench_function("insert: plain diesel", |b| {
+        b.iter(|| {
+            diesel::insert_into(bench_rows::table)
+                .values(bench_rows::name.eq("x"))
+                .execute(&mut plain)
+                .unwrap()
+        })
+    });
+    group.bench_function("insert: dbkit instrumented", |b| {
+        b.iter(|| {
+            diesel::insert_into(bench_rows::table)
+                .values(bench_rows::name.eq("x"))
+                .execute(&mut hooked)
+                .unwrap()
+        })
+    });
+    group.bench_function("select by pk: plain diesel", |b| {
+        b.iter(|| {
+            black_box(
+                bench_rows::table
+                    .find(1)
+                    .get_result::<(i32, String)>(&mut plain)
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("select by pk: dbkit instrumented", |b| {
+        b.iter(|| {
+            black_box(
+                bench_rows::table
+                    .find(1)
+                    .get_result::<(i32, String)>(&mut hooked)
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn sqlite(c: &mut Criterion) {
+    // One in-memory database per connection (each `:memory:` is its own).
+    run_pair(c, "sqlite-memory", || {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute("CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, name TEXT NOT NULL); INSERT INTO bench_rows VALUES (1, 'one');")
+            .unwrap();
+        conn
+    });
+}
+
+#[cfg(feature = "postgres")]
+fn postgres(c: &mut Criterion) {
+    let server = postgres::server();
+    let url = server.fresh_database();
+    PgConnection::establish(&url)
+        .unwrap()
+        .batch_execute("CREATE TABLE bench_rows (id SERIAL PRIMARY KEY, name TEXT NOT NULL); INSERT INTO bench_rows (name) VALUES ('one');")
+        .unwrap();
+    run_pair(c, "postgres-loopback", || {
+        PgConnection::establish(&url).unwrap()
+    });
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &mut Criterion) {
+    eprintln!("write-hook/postgres-loopback: build with `--features postgres` to measure it");
+}
+
+criterion_group!(benches, sqlite, postgres);
+criterion_main!(benches);
