@@ -86,7 +86,8 @@ fn every_kind_of_write_invalidates_its_table_and_only_its_table() {
     let (mut conn, statements) = connect(&db);
     dbkit::clear_all();
 
-    let writes: Vec<(&str, Box<dyn Fn(&mut SqliteConnection) -> QueryResult<()>>)> = vec![
+    type Write = Box<dyn Fn(&mut SqliteConnection) -> QueryResult<()>>;
+    let writes: Vec<(&str, Write)> = vec![
         (
             "DSL insert",
             Box::new(|c| {
