@@ -22,9 +22,9 @@ diesel::table! {
     }
 }
 
-fn run_pair<C: Connection>(c: &mut Criterion, backend: &str, mut connect: impl FnMut() -> C)
+fn run_pair<C>(c: &mut Criterion, backend: &str, mut connect: impl FnMut() -> C)
 where
-    C: diesel::connection::LoadConnection,
+    C: Connection + diesel::connection::LoadConnection,
     C::Backend: diesel::backend::Backend,
     i32: diesel::deserialize::FromSql<diesel::sql_types::Integer, C::Backend>
         + diesel::serialize::ToSql<diesel::sql_types::Integer, C::Backend>,
