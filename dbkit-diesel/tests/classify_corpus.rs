@@ -104,6 +104,10 @@ fn what_cannot_be_placed_writes_everything() {
         "INSERT INTO",
         "UPDATE (SELECT * FROM users) SET a = 1",
         "$1 users",
+        // Found by fuzzing: SQLite ends the comment at the first `*/` and runs
+        // the UPDATE; a PostgreSQL-style nested reading hides it.
+        "/* x/*/ -- */**/(\nUPDATE users SET a = 1",
+        "/* a /* b */ DELETE FROM users",
     ] {
         assert_eq!(writes(sql), None, "{sql:?}");
     }

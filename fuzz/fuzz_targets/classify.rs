@@ -32,8 +32,12 @@ fuzz_target!(|data: &[u8]| {
 
     // 2. A known write with fuzzed trivia before it and a fuzzed table name:
     //    a write of that table, or "unknown" (writes everything); never a read.
-    let (prefix, rest) = text.split_at(text.len() / 2);
-    let prefix = format!("/*{}*/ ", prefix.replace("*/", ""));
+    let mid = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let (prefix, rest) = text.split_at(mid);
+    // Trivia only: one well-formed comment (no `*` inside, so it cannot end
+    // early or nest) and a line comment. Garbage that is not trivia would make
+    // the statement a syntax error the database never runs.
+    let prefix = format!("/*{}*/ -- {}\n", prefix.replace('*', ""), prefix.replace(['\n', '\r'], ""));
     let table: String = rest.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(20).collect();
     let table = if table.is_empty() || table.as_bytes()[0].is_ascii_digit() { format!("t{table}") } else { table };
     let pick = data.first().map_or(0, |b| *b as usize) % WRITES.len();
