@@ -176,27 +176,58 @@ pub fn invalidate_all() {
 #[derive(Debug)]
 #[must_use = "a write mark blocks its tables until it is committed or dropped"]
 pub struct WriteMark {
-    tables: Vec<&'static TableState>,
+    tables: MarkedTables,
+}
+
+/// The tables of a mark: inline for a statement's few tables (no allocation
+/// on the per-statement path), spilling to the heap for a transaction that
+/// writes many.
+#[derive(Debug)]
+enum MarkedTables {
+    Inline([&'static TableState; INLINE], usize),
+    Heap(Vec<&'static TableState>),
+}
+
+const INLINE: usize = 4;
+
+impl MarkedTables {
+    fn as_slice(&self) -> &[&'static TableState] {
+        match self {
+            MarkedTables::Inline(tables, len) => &tables[..*len],
+            MarkedTables::Heap(tables) => tables,
+        }
+    }
+
+    fn push(&mut self, table: &'static TableState) {
+        match self {
+            MarkedTables::Inline(tables, len) if *len < INLINE => {
+                tables[*len] = table;
+                *len += 1;
+            }
+            MarkedTables::Inline(tables, len) => {
+                let mut heap = tables[..*len].to_vec();
+                heap.push(table);
+                *self = MarkedTables::Heap(heap);
+            }
+            MarkedTables::Heap(tables) => tables.push(table),
+        }
+    }
 }
 
 /// Marks `tables` as being written. An empty slice means "tables unknown":
 /// the mark then covers every table.
 pub fn begin_write(tables: &[&'static TableState]) -> WriteMark {
-    let tables = if tables.is_empty() {
-        every_table().to_vec()
-    } else {
-        tables.to_vec()
+    let mut mark = WriteMark {
+        tables: MarkedTables::Inline([&ALL; INLINE], 0),
     };
-    for t in &tables {
-        t.in_flight.fetch_add(1, SeqCst);
-    }
-    WriteMark { tables }
+    mark.extend(tables);
+    mark
 }
 
 impl WriteMark {
     /// The tables this mark covers.
     pub fn tables(&self) -> &[&'static TableState] {
-        &self.tables
+        self.tables.as_slice()
     }
 
     /// Adds tables to a mark still open (a transaction writing more tables);
@@ -204,7 +235,12 @@ impl WriteMark {
     pub fn extend(&mut self, more: &[&'static TableState]) {
         let more = if more.is_empty() { every_table() } else { more };
         for t in more {
-            if !self.tables.iter().any(|have| std::ptr::eq(*have, *t)) {
+            if !self
+                .tables
+                .as_slice()
+                .iter()
+                .any(|have| std::ptr::eq(*have, *t))
+            {
                 t.in_flight.fetch_add(1, SeqCst);
                 self.tables.push(t);
             }
@@ -213,16 +249,17 @@ impl WriteMark {
 
     /// The write committed: bump its tables, then release the marks.
     pub fn commit(mut self) {
-        for t in &self.tables {
+        for t in self.tables.as_slice() {
             t.invalidate();
         }
         self.release();
     }
 
     fn release(&mut self) {
-        for t in self.tables.drain(..) {
+        for t in self.tables.as_slice() {
             t.in_flight.fetch_sub(1, SeqCst);
         }
+        self.tables = MarkedTables::Inline([&ALL; INLINE], 0);
     }
 }
 

@@ -320,8 +320,18 @@ impl<'a> Scanner<'a> {
             Some(Token::Word(w)) => w,
             Some(_) => return Effect::WritesUnknown,
         };
-        let keyword = first.to_ascii_lowercase();
-        match keyword.as_str() {
+        // Lowercased on the stack: no allocation per statement. Longer words
+        // are no keyword we know.
+        let mut buf = [0u8; 16];
+        let keyword = match buf.get_mut(..first.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(first.as_bytes());
+                dst.make_ascii_lowercase();
+                std::str::from_utf8(dst).unwrap_or("")
+            }
+            None => "",
+        };
+        match keyword {
             "select" | "values" | "table" | "show" | "describe" | "desc" => self.read_statement(),
             "with" => self.with_statement(),
             "insert" | "replace" => {
