@@ -90,7 +90,12 @@ where
         b.iter_custom(|iters| {
             cpu_time(|| {
                 for _ in 0..iters {
-                    black_box(bench_rows::table.find(1).get_result::<(i32, String)>(&mut plain).unwrap());
+                    black_box(
+                        bench_rows::table
+                            .find(1)
+                            .get_result::<(i32, String)>(&mut plain)
+                            .unwrap(),
+                    );
                 }
             })
         })
@@ -99,7 +104,12 @@ where
         b.iter_custom(|iters| {
             cpu_time(|| {
                 for _ in 0..iters {
-                    black_box(bench_rows::table.find(1).get_result::<(i32, String)>(&mut hooked).unwrap());
+                    black_box(
+                        bench_rows::table
+                            .find(1)
+                            .get_result::<(i32, String)>(&mut hooked)
+                            .unwrap(),
+                    );
                 }
             })
         })
@@ -110,7 +120,10 @@ where
 /// CPU time the calling thread spends in `work`.
 fn cpu_time(work: impl FnOnce()) -> Duration {
     fn now() -> Duration {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid out pointer for clock_gettime.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

@@ -593,6 +593,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Walks table references (`a [AS x], b JOIN c ON ...`), pushing every
+    /// table. After `,` or a word of `more` another table follows; the walk
+    /// stops before a word of `until`, or at the statement's end. `false` if
+    /// the text cannot be read or a subquery stands where a table should.
+    fn table_references(&mut self, tables: &mut Tables<'a>, more: &[&str], until: &[&str]) -> bool {
+        let mut expect_table = true;
+        loop {
+            if expect_table {
+                self.eat("only");
+                match self.table_name() {
+                    Some(name) => tables.push(name),
+                    None if self.peek() == Some(Token::LParen) => return false,
+                    None => {}
+                }
+                self.skip_alias();
+                expect_table = false;
+                continue;
+            }
+            match self.peek() {
+                None | Some(Token::Semicolon) | Some(Token::RParen) => return true,
+                Some(Token::Confused) => return false,
+                Some(Token::Comma) => expect_table = true,
+                Some(Token::Word(w)) if until.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                    return true
+                }
+                Some(Token::Word(w)) if more.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                    expect_table = true
+                }
+                _ => {}
+            }
+            self.next();
+        }
+    }
+
     fn single_target(&mut self) -> Effect<'a> {
         self.eat("only");
         match self.table_name() {
@@ -625,34 +659,8 @@ impl<'a> Scanner<'a> {
         self.eat("low_priority");
         self.eat("ignore");
         let mut tables = Tables::default();
-        let mut expect_table = true;
-        loop {
-            if expect_table {
-                self.eat("only");
-                match self.table_name() {
-                    Some(name) => tables.push(name),
-                    None if self.peek() == Some(Token::LParen) => return Effect::WritesUnknown,
-                    None => {}
-                }
-                self.skip_alias();
-                expect_table = false;
-                continue;
-            }
-            match self.peek() {
-                Some(Token::Comma) => {
-                    self.next();
-                    expect_table = true;
-                }
-                Some(Token::Word(w)) if w.eq_ignore_ascii_case("join") => {
-                    self.next();
-                    expect_table = true;
-                }
-                Some(Token::Word(w)) if w.eq_ignore_ascii_case("set") => break,
-                None | Some(Token::Semicolon) | Some(Token::Confused) => break,
-                _ => {
-                    self.next();
-                }
-            }
+        if !self.table_references(&mut tables, &["join"], &["set"]) {
+            return Effect::WritesUnknown;
         }
         self.writes(tables)
     }
@@ -688,38 +696,8 @@ impl<'a> Scanner<'a> {
         }
         // Multi-table form: the names before FROM (tables or aliases) and
         // every table referenced after it; join conditions are skipped.
-        let mut expect_table = true;
-        loop {
-            if expect_table {
-                match self.table_name() {
-                    Some(name) => tables.push(name),
-                    None if self.peek() == Some(Token::LParen) => return Effect::WritesUnknown,
-                    None => {}
-                }
-                self.skip_alias();
-                expect_table = false;
-                continue;
-            }
-            match self.peek() {
-                None | Some(Token::Semicolon) | Some(Token::RParen) => break,
-                Some(Token::Confused) => return Effect::WritesUnknown,
-                Some(Token::Comma) => {
-                    self.next();
-                    expect_table = true;
-                }
-                Some(Token::Word(w))
-                    if ["from", "join", "using"]
-                        .iter()
-                        .any(|k| w.eq_ignore_ascii_case(k)) =>
-                {
-                    self.next();
-                    expect_table = true;
-                }
-                Some(Token::Word(w)) if w.eq_ignore_ascii_case("where") => break,
-                _ => {
-                    self.next();
-                }
-            }
+        if !self.table_references(&mut tables, &["from", "join", "using"], &["where"]) {
+            return Effect::WritesUnknown;
         }
         self.writes(tables)
     }

@@ -96,3 +96,28 @@ where
         first_violation: first_violation.into_inner().unwrap(),
     }
 }
+
+/// What every freshness run must show: no stale read over at least 100 000
+/// reads, writers committing meanwhile, and a cache that both served reads
+/// and refused invalidated entries (else nothing was tested).
+pub fn assert_fresh(backend: &str, outcome: &Outcome, stats: &dbkit::CacheStats) {
+    eprintln!(
+        "{backend} freshness: {outcome:?}; hits {} misses {} stale {}",
+        stats.hits, stats.misses, stats.stale_rejections
+    );
+    assert_eq!(
+        outcome.violations, 0,
+        "{backend}: {:?}",
+        outcome.first_violation
+    );
+    assert!(outcome.reads >= 100_000, "{backend}: too few reads");
+    assert!(
+        outcome.writes > 100,
+        "{backend}: writers kept committing during the reads"
+    );
+    assert!(stats.hits > 1_000, "{backend}: the cache served reads");
+    assert!(
+        stats.stale_rejections > 0,
+        "{backend}: writes invalidated cached entries"
+    );
+}
