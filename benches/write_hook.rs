@@ -44,76 +44,54 @@ where
     dbkit::instrument(&mut hooked);
 
     let mut group = c.benchmark_group(format!("write-hook/{backend}"));
-    group.bench_function("insert: plain diesel", |b| {
-        b.iter(|| {
-            diesel::insert_into(bench_rows::table)
-                .values(bench_rows::name.eq("x"))
-                .execute(&mut plain)
-                .unwrap()
-        })
-    });
-    group.bench_function("insert: dbkit instrumented", |b| {
-        b.iter(|| {
-            diesel::insert_into(bench_rows::table)
-                .values(bench_rows::name.eq("x"))
-                .execute(&mut hooked)
-                .unwrap()
-        })
-    });
-    group.bench_function("select by pk: plain diesel", |b| {
-        b.iter(|| {
-            black_box(
-                bench_rows::table
-                    .find(1)
-                    .get_result::<(i32, String)>(&mut plain)
-                    .unwrap(),
-            )
-        })
-    });
-    group.bench_function("select by pk: dbkit instrumented", |b| {
-        b.iter(|| {
-            black_box(
-                bench_rows::table
-                    .find(1)
-                    .get_result::<(i32, String)>(&mut hooked)
-                    .unwrap(),
-            )
-        })
-    });
+    for (label, conn) in [
+        ("plain diesel", &mut plain),
+        ("dbkit instrumented", &mut hooked),
+    ] {
+        group.bench_function(format!("insert: {label}"), |b| {
+            b.iter(|| {
+                diesel::insert_into(bench_rows::table)
+                    .values(bench_rows::name.eq("x"))
+                    .execute(conn)
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("select by pk: {label}"), |b| {
+            b.iter(|| {
+                black_box(
+                    bench_rows::table
+                        .find(1)
+                        .get_result::<(i32, String)>(conn)
+                        .unwrap(),
+                )
+            })
+        });
+    }
     group.finish();
 
     // The hook costs client CPU only; over a network the wall time swings
     // far more than that. This group times the calling thread's CPU, which
     // is stable: (instrumented - plain) is what dbkit adds per statement.
     let mut group = c.benchmark_group(format!("write-hook-client-cpu/{backend}"));
-    group.bench_function("select by pk: plain diesel", |b| {
-        b.iter_custom(|iters| {
-            cpu_time(|| {
-                for _ in 0..iters {
-                    black_box(
-                        bench_rows::table
-                            .find(1)
-                            .get_result::<(i32, String)>(&mut plain)
-                            .unwrap(),
-                    );
-                }
+    for (label, conn) in [
+        ("plain diesel", &mut plain),
+        ("dbkit instrumented", &mut hooked),
+    ] {
+        group.bench_function(format!("select by pk: {label}"), |b| {
+            b.iter_custom(|iters| {
+                cpu_time(|| {
+                    for _ in 0..iters {
+                        black_box(
+                            bench_rows::table
+                                .find(1)
+                                .get_result::<(i32, String)>(&mut *conn)
+                                .unwrap(),
+                        );
+                    }
+                })
             })
-        })
-    });
-    group.bench_function("select by pk: dbkit instrumented", |b| {
-        b.iter_custom(|iters| {
-            cpu_time(|| {
-                for _ in 0..iters {
-                    black_box(
-                        bench_rows::table
-                            .find(1)
-                            .get_result::<(i32, String)>(&mut hooked)
-                            .unwrap(),
-                    );
-                }
-            })
-        })
-    });
+        });
+    }
     group.finish();
 }
 

@@ -383,16 +383,18 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
     pub fn stats(&self) -> CacheStats {
         let mut counters = Counters::default();
         let mut entries = 0;
+        let mut max_entries = 0;
         for shard in self.shards.iter() {
             let s = shard.0.lock();
             counters.add(&s.counters);
             entries += s.lru.len();
+            max_entries += s.lru.cap().get();
         }
         CacheStats {
             function: self.spec.function.to_owned(),
             tables: self.deps.iter().map(|t| t.name().to_owned()).collect(),
             ttl_ms: self.ttl_ms,
-            max_entries: self.shards.len() * self.shards[0].0.lock().lru.cap().get(),
+            max_entries,
             entries,
             hits: counters.hits,
             misses: counters.misses,
