@@ -86,11 +86,16 @@
 
 extern crate self as dbkit;
 
+pub use dbkit_core::pool::{BreakerConfig, BreakerState, PoolConfig, PoolReport, SessionInfo};
 pub use dbkit_core::registry::{cache_stats, clear_all};
 pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
-pub use dbkit_diesel::{instrument, is_instrumented, Instrument, InstrumentConnections};
+pub use dbkit_core::{Error, NestedCheckout, PoolTimeout};
+pub use dbkit_diesel::{
+    default_pool, instrument, is_instrumented, set_default_pool, Builder as PoolBuilder, Health,
+    Instrument, InstrumentConnections, Pool, PoolSource, Session,
+};
 /// A cached service function:
 ///
 /// ```
@@ -116,6 +121,43 @@ pub use dbkit_diesel::{instrument, is_instrumented, Instrument, InstrumentConnec
 ///
 /// The options and rules are in the [crate documentation](crate).
 pub use dbkit_macros::cached_query;
+/// A service function with a connection checked out of a pool for the call:
+///
+/// ```
+/// use diesel::prelude::*;
+/// use dbkit::with_session;
+///
+/// #[derive(Debug)]
+/// enum AppError {
+///     Db(diesel::result::Error),
+///     Pool(dbkit::Error),
+/// }
+/// impl From<diesel::result::Error> for AppError {
+///     fn from(e: diesel::result::Error) -> Self { AppError::Db(e) }
+/// }
+/// impl From<dbkit::Error> for AppError {
+///     fn from(e: dbkit::Error) -> Self { AppError::Pool(e) }
+/// }
+///
+/// #[with_session(transaction)]
+/// fn add_note(conn: &mut SqliteConnection, text: &str) -> Result<usize, AppError> {
+///     diesel::sql_query("CREATE TABLE IF NOT EXISTS notes (text TEXT NOT NULL)").execute(conn)?;
+///     diesel::sql_query("INSERT INTO notes VALUES (?)")
+///         .bind::<diesel::sql_types::Text, _>(text)
+///         .execute(conn)
+///         .map_err(Into::into)
+/// }
+///
+/// dbkit::set_default_pool(dbkit::Pool::<SqliteConnection>::builder().max_size(1).build(":memory:").unwrap());
+/// assert_eq!(add_note("checked out, run in a transaction, returned").unwrap(), 1);
+///
+/// // A caller that already holds a connection passes it: no second checkout.
+/// let mut conn = dbkit::default_pool::<SqliteConnection>().unwrap().get().unwrap();
+/// assert_eq!(add_note_with_conn(&mut conn, "on the caller's connection").unwrap(), 1);
+/// ```
+///
+/// The options and rules are in the [crate documentation](crate).
+pub use dbkit_macros::with_session;
 
 /// Helpers for tests of code that uses dbkit.
 pub mod testing {
@@ -131,4 +173,7 @@ pub mod __private {
     pub use dbkit_core::cache::{QueryCache, Ticket};
     pub use dbkit_core::keys::{CacheKey, CacheValue, CachedResult};
     pub use dbkit_core::registry::LazyCache;
+    pub use dbkit_core::session_error;
+    pub use dbkit_diesel::diesel;
+    pub use dbkit_diesel::{checkout_default, checkout_from};
 }

@@ -6,9 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod error;
 mod flight;
 pub mod guard;
 pub mod keys;
+pub mod pool;
 pub mod registry;
 pub mod report;
 pub mod stats;
@@ -16,3 +18,5 @@ pub mod tables;
 pub mod time;
 pub mod tracker;
 pub mod transaction;
+
+pub use error::{session_error, Error, NestedCheckout, PoolTimeout, SessionError};

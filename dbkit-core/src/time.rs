@@ -34,9 +34,11 @@ pub fn advance(by: Duration) {
     SKEW_MS.fetch_add(ms, Ordering::Relaxed);
 }
 
+/// Milliseconds on the monotonic clock, without the test skew: for
+/// durations that are not TTLs (how long a session has been held).
 #[cfg(target_os = "linux")]
 #[inline]
-fn monotonic_ms() -> u64 {
+pub(crate) fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -54,7 +56,7 @@ fn monotonic_ms() -> u64 {
 
 #[cfg(not(target_os = "linux"))]
 #[inline]
-fn monotonic_ms() -> u64 {
+pub(crate) fn monotonic_ms() -> u64 {
     portable_ms()
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod freshness;
+pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -62,6 +63,11 @@ impl TempDb {
         db
     }
 
+    /// The database file, as diesel's SQLite URL.
+    pub fn url(&self) -> String {
+        self.dir.join("db.sqlite").to_string_lossy().into_owned()
+    }
+
     /// A connection that counts its statements (no dbkit instrumentation).
     pub fn connect(&self) -> (SqliteConnection, Statements) {
         self.connect_with(|conn, counter| conn.set_instrumentation(counter))
@@ -79,8 +85,7 @@ impl TempDb {
         &self,
         install: impl FnOnce(&mut SqliteConnection, Box<dyn diesel::connection::Instrumentation>),
     ) -> (SqliteConnection, Statements) {
-        let url = self.dir.join("db.sqlite");
-        let mut conn = SqliteConnection::establish(&url.to_string_lossy()).expect("open sqlite");
+        let mut conn = SqliteConnection::establish(&self.url()).expect("open sqlite");
         conn.batch_execute("PRAGMA busy_timeout = 10000;")
             .expect("busy timeout");
         let statements = Statements::default();

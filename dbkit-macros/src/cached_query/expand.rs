@@ -15,7 +15,8 @@
 //! }
 //! ```
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use crate::fn_rules::respan;
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat};
@@ -177,25 +178,6 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             __dbkit_output
         }
     }
-}
-
-/// `tokens` with every span set to `span`, so a path to the runtime written by
-/// the macro is blamed on the user's type rather than on the attribute.
-fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
-    tokens
-        .clone()
-        .into_iter()
-        .map(|mut tree| {
-            if let TokenTree::Group(group) = &tree {
-                let mut inner = Group::new(group.delimiter(), respan(&group.stream(), span));
-                inner.set_span(span);
-                tree = TokenTree::Group(inner);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }
 
 /// Removes `#[dbkit(...)]` parameter markers, which only this macro reads.

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
-use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, Token, UnOp};
+use syn::{Expr, ExprUnary, Ident, Lit, Token, UnOp};
 
+use crate::args::{list, lit, parse_bool, parse_crate, RawOption};
 use crate::ctxt::Ctxt;
 use crate::{duration, suggest};
 
@@ -36,25 +36,6 @@ pub(crate) struct Options {
     /// `cache_none = false`, with its span for errors about the return type.
     pub skip_none: Option<Span>,
     pub krate: syn::Path,
-}
-
-/// One `name = value` (or bare `name`) argument as written.
-struct RawOption {
-    name: Ident,
-    value: Option<Expr>,
-}
-
-impl Parse for RawOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let name = Ident::parse_any(input)?;
-        let value = if input.peek(Token![=]) {
-            input.parse::<Token![=]>()?;
-            Some(input.parse()?)
-        } else {
-            None
-        };
-        Ok(RawOption { name, value })
-    }
 }
 
 /// Parses and checks every option, recording all problems in `cx`.
@@ -150,14 +131,6 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
     })
 }
 
-fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn example(name: &str) -> &'static str {
     match name {
         "ttl" => "write `ttl = 300` (seconds) or `ttl = \"5m\"`",
@@ -166,14 +139,6 @@ fn example(name: &str) -> &'static str {
         "single_flight" => "write `single_flight = false`",
         "cache_none" => "write `cache_none = false`",
         _ => "write `crate = \"::dbkit\"`",
-    }
-}
-
-fn lit(value: &Expr) -> Option<&Lit> {
-    match value {
-        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
-        Expr::Group(g) => lit(&g.expr),
-        _ => None,
     }
 }
 
@@ -287,36 +252,4 @@ fn parse_max_entries(value: &Expr, cx: &mut Ctxt) -> Option<usize> {
         ),
     }
     None
-}
-
-fn parse_bool(name: &str, value: &Expr, cx: &mut Ctxt) -> Option<bool> {
-    match lit(value) {
-        Some(Lit::Bool(b)) => Some(b.value),
-        _ => {
-            cx.error_spanned_by(value, format!("`{name}` expects `true` or `false`"));
-            None
-        }
-    }
-}
-
-fn parse_crate(value: &Expr, cx: &mut Ctxt) -> Option<syn::Path> {
-    match lit(value) {
-        Some(Lit::Str(s)) => match s.parse::<syn::Path>() {
-            Ok(path) => Some(path),
-            Err(_) => {
-                cx.error_spanned_by(
-                    s,
-                    "`crate` expects a path to the dbkit crate, e.g. `crate = \"::dbkit\"`",
-                );
-                None
-            }
-        },
-        _ => {
-            cx.error_spanned_by(
-                value,
-                "`crate` expects a string, e.g. `crate = \"::my_reexport::dbkit\"`",
-            );
-            None
-        }
-    }
 }

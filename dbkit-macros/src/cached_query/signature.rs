@@ -6,12 +6,11 @@
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{
-    FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments, ReturnType, Type,
-};
+use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use super::options::Options;
 use crate::ctxt::Ctxt;
+use crate::fn_rules::{check_fn_kind, is_connection_type};
 
 /// How an argument is passed, which decides how it is borrowed for lookup.
 #[derive(Clone, Copy)]
@@ -68,7 +67,12 @@ pub(crate) fn analyse(
     options: Option<&Options>,
     cx: &mut Ctxt,
 ) -> Option<Signature> {
-    check_fn_kind(func, cx);
+    check_fn_kind(
+        func,
+        "cached_query",
+        "it keeps one cache per function; write a non-generic function for each type you cache",
+        cx,
+    );
     let params = analyse_params(func, cx);
     let output = analyse_output(&func.sig.output, cx);
     if let (
@@ -93,49 +97,6 @@ pub(crate) fn analyse(
         params: params?,
         output: output?,
     })
-}
-
-fn check_fn_kind(func: &ItemFn, cx: &mut Ctxt) {
-    let sig = &func.sig;
-    if let Some(token) = &sig.asyncness {
-        cx.error_spanned_by(
-            token,
-            "`#[cached_query]` does not support `async fn` yet; diesel's API is synchronous: make the function synchronous and call it from `spawn_blocking`",
-        );
-    }
-    if let Some(token) = &sig.constness {
-        cx.error_spanned_by(
-            token,
-            "`#[cached_query]` cannot be used on a `const fn`; remove `const`",
-        );
-    }
-    if let Some(token) = &sig.unsafety {
-        cx.error_spanned_by(
-            token,
-            "`#[cached_query]` cannot be used on an `unsafe fn`; keep the unsafe part in a helper the cached function calls",
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(
-            abi,
-            "`#[cached_query]` cannot be used on an `extern` function; remove the ABI",
-        );
-    }
-    if let Some(variadic) = &sig.variadic {
-        cx.error_spanned_by(
-            variadic,
-            "`#[cached_query]` cannot be used on a variadic function",
-        );
-    }
-    for param in &sig.generics.params {
-        match param {
-            GenericParam::Lifetime(_) => {}
-            GenericParam::Type(_) | GenericParam::Const(_) => cx.error_spanned_by(
-                param,
-                "`#[cached_query]` cannot be used on a generic function: it keeps one cache per function; write a non-generic function for each type you cache",
-            ),
-        }
-    }
 }
 
 fn analyse_params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
@@ -233,23 +194,6 @@ fn marker(attrs: &[syn::Attribute], cx: &mut Ctxt) -> Option<Marker> {
         }
     }
     Some(found)
-}
-
-/// `&mut C` where `C`'s name ends in `Connection` (`SqliteConnection`,
-/// `PgConnection`, `PooledConnection<..>`): the diesel connection.
-fn is_connection_type(ty: &Type) -> bool {
-    let Type::Reference(r) = ty else { return false };
-    if r.mutability.is_none() {
-        return false;
-    }
-    match &*r.elem {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident.to_string().ends_with("Connection")),
-        _ => false,
-    }
 }
 
 fn key_role(ty: &Type, cx: &mut Ctxt) -> Option<Role> {
