@@ -88,12 +88,6 @@ impl<C: R2D2Connection + 'static> PoolSource<C> for OnceLock<Pool<C>> {
     }
 }
 
-impl<C: R2D2Connection + 'static, P: PoolSource<C> + ?Sized> PoolSource<C> for &P {
-    fn pool(&self) -> Result<&Pool<C>, Error> {
-        (**self).pool()
-    }
-}
-
 /// The checkout of a `#[with_session]` function without `pool = ...`.
 #[doc(hidden)]
 pub fn checkout_default<C: R2D2Connection + 'static>(

@@ -31,7 +31,7 @@ pub(crate) fn analyse(func: &ItemFn, cx: &mut Ctxt) -> Option<Signature> {
     );
     let conn = analyse_conn(func, cx);
     let args = forwarded_args(func, cx);
-    let output = analyse_output(&func.sig.output, cx);
+    let output = analyse_output(func, cx);
     let (conn, conn_ty) = conn?;
     Some(Signature {
         conn,
@@ -130,12 +130,12 @@ fn forwarded_args(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Ident>> {
     Some(args)
 }
 
-fn analyse_output(output: &ReturnType, cx: &mut Ctxt) -> Option<Type> {
+fn analyse_output(func: &ItemFn, cx: &mut Ctxt) -> Option<Type> {
     const HOW: &str = "return `Result<T, E>` where `E: From<dbkit::Error>`, so a failed checkout reaches the caller";
-    let ty = match output {
+    let ty = match &func.sig.output {
         ReturnType::Default => {
             cx.push(syn::Error::new(
-                Span::call_site(),
+                func.sig.paren_token.span.close(),
                 format!("a `#[with_session]` function must return a `Result`; {HOW}"),
             ));
             return None;

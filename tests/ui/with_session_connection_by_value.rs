@@ -1,0 +1,18 @@
+use dbkit::with_session;
+use diesel::prelude::*;
+
+#[derive(Debug)]
+struct AppError;
+impl From<dbkit::Error> for AppError {
+    fn from(_: dbkit::Error) -> Self {
+        AppError
+    }
+}
+
+#[with_session]
+fn count(conn: SqliteConnection) -> Result<i64, AppError> {
+    let _ = conn;
+    Ok(0)
+}
+
+fn main() {}

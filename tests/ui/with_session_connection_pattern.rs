@@ -1,0 +1,17 @@
+use dbkit::with_session;
+use diesel::prelude::*;
+
+#[derive(Debug)]
+struct AppError;
+impl From<dbkit::Error> for AppError {
+    fn from(_: dbkit::Error) -> Self {
+        AppError
+    }
+}
+
+#[with_session]
+fn touch(_: &mut SqliteConnection) -> Result<(), AppError> {
+    Ok(())
+}
+
+fn main() {}

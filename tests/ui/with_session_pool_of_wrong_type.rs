@@ -1,0 +1,20 @@
+use dbkit::with_session;
+use diesel::prelude::*;
+
+#[derive(Debug)]
+struct AppError;
+impl From<dbkit::Error> for AppError {
+    fn from(_: dbkit::Error) -> Self {
+        AppError
+    }
+}
+
+static POOL: &str = "postgres://localhost/app";
+
+#[with_session(pool = POOL)]
+fn touch(conn: &mut SqliteConnection) -> Result<(), AppError> {
+    let _ = conn;
+    Ok(())
+}
+
+fn main() {}
