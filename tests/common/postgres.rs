@@ -19,6 +19,7 @@ use diesel::prelude::*;
 pub struct PgServer {
     pub port: u16,
     dir: PathBuf,
+    bin: PathBuf,
     child: Mutex<Option<Child>>,
 }
 
@@ -82,6 +83,32 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl PgServer {
+    /// A server of the calling test's own, for tests that stop it; stopped
+    /// when dropped.
+    pub fn private() -> PgServer {
+        PgServer::start()
+            .unwrap_or_else(|why| panic!("cannot start a test PostgreSQL server: {why}"))
+    }
+
+    /// Stops the server, keeping its data, as a crash or a restart would.
+    pub fn halt(&self) {
+        self.kill();
+    }
+
+    /// Starts a halted server again on the same port and data.
+    pub fn resume(&self) {
+        let child = spawn_server(
+            &self.bin.join("postgres"),
+            &self.dir.join("data"),
+            &self.dir,
+            self.port,
+        )
+        .expect("restart postgres");
+        *self.child.lock().unwrap() = Some(child);
+        self.wait_ready(&self.dir.join("server.log"))
+            .expect("postgres back up");
+    }
+
     fn start() -> Result<PgServer, String> {
         let bin = bin_dir()?;
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -122,6 +149,7 @@ impl PgServer {
             let server = PgServer {
                 port,
                 dir: dir.clone(),
+                bin: bin.clone(),
                 child: Mutex::new(Some(child)),
             };
             match server.wait_ready(&dir.join("server.log")) {
@@ -241,4 +269,10 @@ fn spawn_server(postgres: &Path, data: &Path, dir: &Path, port: u16) -> Result<C
     });
     rx.recv()
         .map_err(|_| "postgres spawner thread died".to_string())?
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

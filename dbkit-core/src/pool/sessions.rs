@@ -272,7 +272,8 @@ pub(crate) fn held_by_current_thread(tracker: &PoolTracker) -> Option<SessionInf
     let slab = tracker.sessions.lock();
     let mut found = None;
     let mut stale = Vec::new();
-    for (pool, slot, id) in candidates {
+    // The latest session first: the one the nested call is inside of.
+    for (pool, slot, id) in candidates.into_iter().rev() {
         // A token moved to another thread and dropped there leaves its
         // entry behind here: only a record still open counts.
         match slab.get(slot, id) {
