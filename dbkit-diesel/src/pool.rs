@@ -131,6 +131,16 @@ impl<C: R2D2Connection + 'static> Pool<C> {
             let state = self.inner.state();
             state.idle_connections > 0 || state.connections < self.inner.max_size()
         })?;
+        // An idle connection is taken without counting a waiter; only a
+        // checkout that has to wait is one.
+        if let Some(conn) = self.inner.try_get() {
+            return Ok(Session {
+                conn,
+                token: admission.checked_out(),
+                after_panic: false,
+            });
+        }
+        let admission = admission.waiting();
         match self.inner.get_timeout(timeout) {
             Ok(conn) => Ok(Session {
                 conn,
@@ -139,6 +149,13 @@ impl<C: R2D2Connection + 'static> Pool<C> {
             }),
             Err(e) => Err(admission.timed_out(timeout, connect_error(&e))),
         }
+    }
+
+    /// The r2d2 pool underneath. Checkouts made through it are not
+    /// tracked: no session, no leak detection, no nested-checkout check.
+    /// For code that must hand an r2d2 pool to a library.
+    pub fn r2d2(&self) -> &r2d2::Pool<ConnectionManager<C>> {
+        &self.inner
     }
 
     /// The pool's name, as reports and errors show it.

@@ -194,13 +194,13 @@ impl PoolTracker {
                 );
             }
         }
-        self.waiters.fetch_add(1, Ordering::Relaxed);
         LAST_WAIT.with(|w| w.set(Duration::ZERO));
         Ok(Admission {
             tracker: self,
             permit,
             label,
             location,
+            waiting: false,
         })
     }
 
@@ -307,9 +307,20 @@ pub struct Admission<'a> {
     permit: Permit,
     label: Option<&'static str>,
     location: &'static Location<'static>,
+    waiting: bool,
 }
 
 impl Admission<'_> {
+    /// No connection was free at once: the checkout now waits for one and
+    /// counts as a waiter until it ends.
+    pub fn waiting(mut self) -> Self {
+        if !self.waiting {
+            self.waiting = true;
+            self.tracker.waiters.fetch_add(1, Ordering::Relaxed);
+        }
+        self
+    }
+
     /// The pool handed over a connection: registers the session.
     pub fn checked_out(self) -> SessionToken {
         if self.permit == Permit::Probe {
@@ -344,7 +355,9 @@ impl Admission<'_> {
 
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
-        self.tracker.waiters.fetch_sub(1, Ordering::Relaxed);
+        if self.waiting {
+            self.tracker.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
