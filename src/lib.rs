@@ -36,8 +36,29 @@
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("grace"));
 //! ```
 //!
-//! Connections from an r2d2 pool are instrumented by adding
-//! [`InstrumentConnections`] as its connection customizer.
+//! [`Pool`] instruments every connection it opens; a plain r2d2 pool does
+//! with [`InstrumentConnections`] as its connection customizer.
+//!
+//! ## Sessions
+//!
+//! `#[with_session]` gives a function a connection checked out of a
+//! [`Pool`] for the call. On `fn f(conn: &mut C, args..) -> Result<T, E>` it
+//! generates `f(args..)`, which checks out (from the default pool of `C`, see
+//! [`set_default_pool`], or from `pool = PATH`), and `f_with_conn(conn,
+//! args..)` for callers that already hold a connection: inside another
+//! session, call that one, and no second checkout happens. Options:
+//! `pool = PATH`, `transaction` (committed on `Ok`, rolled back on `Err` or
+//! panic), `label = "..."`, `crate = "path"`. `E` needs `From<dbkit::Error>`.
+//!
+//! Every checkout, through the macro or [`Pool::get`], is a session with a
+//! label, a call site, a thread and a start time. From that registry: a pool
+//! timeout names the holders ([`Error::PoolTimeout`]), a nested checkout on a
+//! full pool fails at once ([`Error::NestedCheckout`]), sessions held past
+//! [`PoolBuilder::leak_threshold`] are logged, a database that refuses
+//! connections opens a circuit breaker ([`Error::CircuitOpen`]), and
+//! [`report`] lists what is open. [`PoolConfig::from_env`] reads
+//! `DATABASE_URL`, `DB_POOL_SIZE`, `DB_MAX_OVERFLOW`, `DB_POOL_TIMEOUT` and
+//! `DB_POOL_RECYCLE`.
 //!
 //! ## `#[cached_query]` options
 //!

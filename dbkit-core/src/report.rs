@@ -30,7 +30,7 @@ pub struct Report {
 pub fn report() -> Report {
     let pools: Vec<PoolReport> = pool::pools().iter().map(|p| p.report()).collect();
     let mut sessions: Vec<SessionInfo> = pools.iter().flat_map(|p| p.sessions.clone()).collect();
-    sessions.sort_by(|a, b| b.held_ms.cmp(&a.held_ms));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.held_ms));
     Report {
         caches: registry::cache_stats(),
         tables: tables::table_stats(),

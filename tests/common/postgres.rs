@@ -6,6 +6,8 @@
 //! When the server cannot be started the tests fail with the reason; they are
 //! never skipped.
 
+#![allow(dead_code)] // each test binary and bench uses part of it
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
