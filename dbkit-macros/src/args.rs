@@ -1,11 +1,14 @@
 //! What both attributes' arguments share: `name = value` pairs, literal
 //! values, the `crate = "..."` override.
 
+use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, Token};
 
 use crate::ctxt::Ctxt;
+use crate::suggest;
 
 /// One `name = value` (or bare `name`) argument as written.
 pub(crate) struct RawOption {
@@ -24,6 +27,57 @@ impl Parse for RawOption {
         };
         Ok(RawOption { name, value })
     }
+}
+
+/// The options of one attribute as written, each known and given once.
+pub(crate) struct Screened {
+    pub(crate) options: Vec<RawOption>,
+    /// Names an unknown option was taken for: not reported missing as well.
+    pub(crate) suggested: Vec<&'static str>,
+}
+
+/// Parses `#[attr(...)]`'s arguments and reports, in `cx`, each unknown
+/// option (with the closest known name) and each repeated one. `usage`
+/// shows how options are written, for a malformed list.
+pub(crate) fn screen(
+    args: TokenStream,
+    attr: &str,
+    known: &[&'static str],
+    usage: &str,
+    cx: &mut Ctxt,
+) -> Option<Screened> {
+    let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(args) {
+        Ok(raw) => raw,
+        Err(e) => {
+            cx.push(syn::Error::new(e.span(), format!("{e}; {usage}")));
+            return None;
+        }
+    };
+    let mut screened = Screened {
+        options: Vec::new(),
+        suggested: Vec::new(),
+    };
+    for opt in raw {
+        let name = opt.name.to_string();
+        if !known.contains(&name.as_str()) {
+            let hint = match suggest::closest(&name, known) {
+                Some(close) => {
+                    screened.suggested.push(close);
+                    format!("did you mean `{close}`?")
+                }
+                None => format!("expected one of {}", list(known)),
+            };
+            cx.error_spanned_by(
+                &opt.name,
+                format!("unknown `{attr}` option `{name}`; {hint}"),
+            );
+        } else if screened.options.iter().any(|o| o.name == opt.name) {
+            cx.error_spanned_by(&opt.name, format!("duplicate `{attr}` option `{name}`"));
+        } else {
+            screened.options.push(opt);
+        }
+    }
+    Some(screened)
 }
 
 pub(crate) fn list(names: &[&str]) -> String {

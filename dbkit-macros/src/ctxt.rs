@@ -24,12 +24,20 @@ impl Ctxt {
         }
     }
 
-    /// Every error recorded, or `Ok` when there was none.
-    pub(crate) fn check(self) -> Result<(), syn::Error> {
-        match self.errors {
-            Some(errors) => Err(errors),
-            None => Ok(()),
-        }
+    /// The errors recorded, for an expansion that cannot go on; every path
+    /// that gives up records one, so the fallback only guards that rule.
+    pub(crate) fn into_error(self, attr: &str) -> syn::Error {
+        self.errors.unwrap_or_else(|| {
+            syn::Error::new(
+                proc_macro2::Span::call_site(),
+                format!("`#[{attr}]` could not be expanded"),
+            )
+        })
+    }
+
+    /// Whether no error was recorded.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.errors.is_none()
     }
 }
 

@@ -24,15 +24,12 @@ pub fn cached_query_inner(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let options = options::parse(args, &mut cx);
     let signature = signature::analyse(&func, options.as_ref(), &mut cx);
-    match (cx.check(), options, signature) {
-        (Ok(()), Some(options), Some(signature)) => expand::expand(&func, &options, &signature),
-        (result, _, _) => {
-            let errors = result.err().unwrap_or_else(|| {
-                syn::Error::new(
-                    proc_macro2::Span::call_site(),
-                    "`#[cached_query]` could not be expanded",
-                )
-            });
+    match (options, signature) {
+        (Some(options), Some(signature)) if cx.is_clean() => {
+            expand::expand(&func, &options, &signature)
+        }
+        _ => {
+            let errors = cx.into_error("cached_query");
             for input in &mut func.sig.inputs {
                 if let FnArg::Typed(typed) = input {
                     expand::strip_markers(&mut typed.attrs);

@@ -6,13 +6,11 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
-use syn::{Expr, ExprUnary, Ident, Lit, Token, UnOp};
+use syn::{Expr, ExprUnary, Lit, UnOp};
 
-use crate::args::{list, lit, parse_bool, parse_crate, RawOption};
+use crate::args::{lit, parse_bool, parse_crate, screen};
 use crate::ctxt::Ctxt;
-use crate::{duration, suggest};
+use crate::duration;
 
 const OPTIONS: &[&str] = &[
     "ttl",
@@ -40,16 +38,13 @@ pub(crate) struct Options {
 
 /// Parses and checks every option, recording all problems in `cx`.
 pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
-    let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(args) {
-        Ok(raw) => raw,
-        Err(e) => {
-            cx.push(syn::Error::new(
-                e.span(),
-                format!("{e}; options are written `name = value`, e.g. `#[cached_query(ttl = 300, tables = \"users\")]`"),
-            ));
-            return None;
-        }
-    };
+    let screened = screen(
+        args,
+        "cached_query",
+        OPTIONS,
+        "options are written `name = value`, e.g. `#[cached_query(ttl = 300, tables = \"users\")]`",
+        cx,
+    )?;
 
     let mut ttl = None;
     let mut tables = None;
@@ -57,34 +52,14 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
     let mut single_flight = None;
     let mut skip_none = None;
     let mut krate = None;
-    let mut seen: Vec<Ident> = Vec::new();
-    // Names an unknown option was taken for: not reported missing as well.
-    let mut suggested: Vec<&str> = Vec::new();
+    let seen: Vec<String> = screened
+        .options
+        .iter()
+        .map(|o| o.name.to_string())
+        .collect();
 
-    for opt in raw {
+    for opt in screened.options {
         let name = opt.name.to_string();
-        if !OPTIONS.contains(&name.as_str()) {
-            let hint = match suggest::closest(&name, OPTIONS) {
-                Some(close) => {
-                    suggested.push(close);
-                    format!("did you mean `{close}`?")
-                }
-                None => format!("expected one of {}", list(OPTIONS)),
-            };
-            cx.error_spanned_by(
-                &opt.name,
-                format!("unknown `cached_query` option `{name}`; {hint}"),
-            );
-            continue;
-        }
-        if seen.contains(&opt.name) {
-            cx.error_spanned_by(
-                &opt.name,
-                format!("duplicate `cached_query` option `{name}`"),
-            );
-            continue;
-        }
-        seen.push(opt.name.clone());
         let Some(value) = opt.value else {
             cx.error_spanned_by(
                 &opt.name,
@@ -107,7 +82,8 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
         }
     }
 
-    let missing = |name: &str| !seen.iter().any(|s| s == name) && !suggested.contains(&name);
+    let missing =
+        |name: &str| !seen.iter().any(|s| s == name) && !screened.suggested.contains(&name);
     if missing("tables") {
         cx.push(syn::Error::new(
             Span::call_site(),

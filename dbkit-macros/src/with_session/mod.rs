@@ -24,15 +24,12 @@ pub fn with_session_inner(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let options = options::parse(args, &mut cx);
     let signature = signature::analyse(&func, &mut cx);
-    match (cx.check(), options, signature) {
-        (Ok(()), Some(options), Some(signature)) => expand::expand(&func, &options, &signature),
-        (result, _, _) => {
-            let errors = result.err().unwrap_or_else(|| {
-                syn::Error::new(
-                    proc_macro2::Span::call_site(),
-                    "`#[with_session]` could not be expanded",
-                )
-            });
+    match (options, signature) {
+        (Some(options), Some(signature)) if cx.is_clean() => {
+            expand::expand(&func, &options, &signature)
+        }
+        _ => {
+            let errors = cx.into_error("with_session");
             item_with_errors(func, errors)
         }
     }

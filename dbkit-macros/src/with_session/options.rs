@@ -1,13 +1,10 @@
 //! Stage 1: `#[with_session(...)]`'s arguments, parsed into typed [`Options`].
 
 use proc_macro2::TokenStream;
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
-use syn::{Expr, Lit, Token};
+use syn::{Expr, Lit};
 
-use crate::args::{list, lit, parse_bool, parse_crate, RawOption};
+use crate::args::{lit, parse_bool, parse_crate, screen};
 use crate::ctxt::Ctxt;
-use crate::suggest;
 
 const OPTIONS: &[&str] = &["pool", "transaction", "label", "crate"];
 
@@ -24,47 +21,22 @@ pub(crate) struct Options {
 
 /// Parses and checks every option, recording all problems in `cx`.
 pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
-    let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(args) {
-        Ok(raw) => raw,
-        Err(e) => {
-            cx.push(syn::Error::new(
-                e.span(),
-                format!("{e}; options are written `name = value` or as a bare flag, e.g. `#[with_session(pool = crate::db::POOL, transaction)]`"),
-            ));
-            return None;
-        }
-    };
+    let screened = screen(
+        args,
+        "with_session",
+        OPTIONS,
+        "options are written `name = value` or as a bare flag, e.g. `#[with_session(pool = crate::db::POOL, transaction)]`",
+        cx,
+    )?;
     let mut options = Options {
         pool: None,
         transaction: false,
         label: None,
         krate: syn::parse_quote!(::dbkit),
     };
-    let mut seen = Vec::new();
     let mut ok = true;
-    for opt in raw {
+    for opt in screened.options {
         let name = opt.name.to_string();
-        if !OPTIONS.contains(&name.as_str()) {
-            let hint = match suggest::closest(&name, OPTIONS) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None => format!("expected one of {}", list(OPTIONS)),
-            };
-            cx.error_spanned_by(
-                &opt.name,
-                format!("unknown `with_session` option `{name}`; {hint}"),
-            );
-            ok = false;
-            continue;
-        }
-        if seen.contains(&name) {
-            cx.error_spanned_by(
-                &opt.name,
-                format!("duplicate `with_session` option `{name}`"),
-            );
-            ok = false;
-            continue;
-        }
-        seen.push(name.clone());
         match (name.as_str(), opt.value) {
             ("transaction", None) => options.transaction = true,
             ("transaction", Some(value)) => match parse_bool(&name, &value, cx) {

@@ -65,32 +65,29 @@ fn analyse_conn(func: &ItemFn, cx: &mut Ctxt) -> Option<(Ident, Type)> {
         FnArg::Typed(t) if is_connection_type(&t.ty) => Some(t),
         _ => None,
     });
-    let Type::Reference(reference) = &*first.ty else {
-        match later {
-            Some(later) => cx.error_spanned_by(
-                later,
-                "the connection must be the first parameter of a `#[with_session]` function; move it first",
-            ),
-            None => cx.error_spanned_by(
-                &first.ty,
-                format!("{NEEDS_CONN}; the connection is passed by `&mut`, it is checked out for the call and returned after"),
-            ),
-        }
-        return None;
+    let problem = match &*first.ty {
+        Type::Reference(r) if r.mutability.is_some() => None,
+        Type::Reference(_) => Some(
+            "the connection must be borrowed mutably: write `&mut C`, as diesel's queries take it"
+                .to_owned(),
+        ),
+        _ => Some(format!(
+            "{NEEDS_CONN}; the connection is passed by `&mut`, it is checked out for the call and returned after"
+        )),
     };
-    if reference.mutability.is_none() {
+    if let Some(problem) = problem {
         match later {
             Some(later) => cx.error_spanned_by(
                 later,
                 "the connection must be the first parameter of a `#[with_session]` function; move it first",
             ),
-            None => cx.error_spanned_by(
-                &first.ty,
-                "the connection must be borrowed mutably: write `&mut C`, as diesel's queries take it",
-            ),
+            None => cx.error_spanned_by(&first.ty, problem),
         }
         return None;
     }
+    let Type::Reference(reference) = &*first.ty else {
+        return None;
+    };
     if let Some(later) = later {
         cx.error_spanned_by(
             later,
