@@ -355,3 +355,44 @@ fn health_reports_latency_sizes_and_breaker() {
     let json = serde_json::to_value(&health).unwrap();
     assert_eq!(json["ok"], true);
 }
+
+#[derive(Debug)]
+struct ReplacesInstrumentation;
+
+impl diesel::r2d2::CustomizeConnection<SqliteConnection, diesel::r2d2::Error>
+    for ReplacesInstrumentation
+{
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+        Ok(())
+    }
+}
+
+#[test]
+fn the_users_instrumentation_is_called_after_dbkits_and_never_silently_replaces_it() {
+    let db = TempDb::new(SCHEMA);
+    let statements = common::Statements::default();
+    let counter = statements.clone();
+    let pool: Pool<SqliteConnection> = Pool::builder()
+        .max_size(1)
+        .instrumentation(move || counter.instrumentation())
+        .build(&db.url())
+        .unwrap();
+    let mut conn = pool.get().unwrap();
+    assert!(dbkit::is_instrumented(&mut *conn));
+    let ((), ran) = statements.reached(|| conn.batch_execute("SELECT 1").unwrap());
+    assert!(ran, "the user's instrumentation sees the statements too");
+
+    // A customizer that swaps the instrumentation out would make cached
+    // reads stale after this pool's writes: the pool refuses the connection.
+    let err = Pool::<SqliteConnection>::builder()
+        .max_size(1)
+        .connection_timeout(Duration::from_millis(500))
+        .connection_customizer(Box::new(ReplacesInstrumentation))
+        .build(&db.url())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Builder::instrumentation"),
+        "{err}"
+    );
+}
