@@ -26,8 +26,8 @@ pub enum Error {
     /// The database has refused connections too many times in a row;
     /// checkouts fail at once until the cool-down has passed.
     #[error(
-        "pool `{pool}` is not connecting: {failures} attempts in a row failed (last: {last_error}); \
-         checkouts fail at once for another {retry_in:.1?}"
+        "pool `{pool}` is not connecting: {failures} attempts in a row failed (last: {last_error}); {}",
+        refusal_period(*retry_in)
     )]
     CircuitOpen {
         /// The pool's name.
@@ -67,6 +67,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// How long checkouts keep failing at once, in words.
+fn refusal_period(retry_in: Duration) -> String {
+    if retry_in.is_zero() {
+        "one checkout is trying the database; the others fail at once until it succeeds".into()
+    } else {
+        format!("checkouts fail at once for another {retry_in:.1?}")
+    }
 }
 
 /// The details of [`Error::PoolTimeout`].
@@ -164,4 +173,34 @@ impl<E: From<Error>> SessionError for E {
 #[doc(hidden)]
 pub fn session_error<E: SessionError>(error: Error) -> E {
     E::from_dbkit(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(retry_in: Duration) -> String {
+        Error::CircuitOpen {
+            pool: "main".into(),
+            failures: 5,
+            retry_in,
+            last_error: "connection refused".into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn circuit_open_says_how_long_or_that_a_probe_is_running() {
+        let cooling = open(Duration::from_millis(2500));
+        assert!(
+            cooling.contains("5 attempts in a row failed (last: connection refused)"),
+            "{cooling}"
+        );
+        assert!(cooling.contains("for another 2.5s"), "{cooling}");
+        let probing = open(Duration::ZERO);
+        assert!(
+            probing.contains("one checkout is trying the database"),
+            "{probing}"
+        );
+    }
 }
