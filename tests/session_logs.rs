@@ -8,25 +8,10 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{logs, wait_until, TempDb};
+use common::{logs, wait_until, AppError, TempDb};
 use dbkit::{with_session, Pool};
 use diesel::prelude::*;
 use tracing::Level;
-
-#[derive(Debug)]
-struct AppError(#[allow(dead_code)] String);
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        AppError(e.to_string())
-    }
-}
-
-impl From<dbkit::Error> for AppError {
-    fn from(e: dbkit::Error) -> Self {
-        AppError(e.to_string())
-    }
-}
 
 static LEAKY: OnceLock<Pool<SqliteConnection>> = OnceLock::new();
 

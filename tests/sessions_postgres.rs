@@ -11,29 +11,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::postgres::{server, PgServer};
-use common::{wait_until, Gate};
+use common::{wait_until, AppError, Gate};
 use dbkit::{with_session, BreakerConfig, BreakerState, Pool};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer};
-
-#[derive(Debug)]
-enum AppError {
-    Db(#[allow(dead_code)] diesel::result::Error),
-    Pool(dbkit::Error),
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        AppError::Db(e)
-    }
-}
-
-impl From<dbkit::Error> for AppError {
-    fn from(e: dbkit::Error) -> Self {
-        AppError::Pool(e)
-    }
-}
 
 fn backend_pid(conn: &mut PgConnection) -> i32 {
     diesel::select(diesel::dsl::sql::<Integer>("pg_backend_pid()"))

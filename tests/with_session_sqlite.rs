@@ -11,29 +11,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Gate, TempDb};
+use common::{wait_until, AppError, Gate, TempDb};
 use dbkit::{with_session, BreakerConfig, BreakerState, Pool};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-
-#[derive(Debug)]
-enum AppError {
-    Db(#[allow(dead_code)] diesel::result::Error),
-    Pool(dbkit::Error),
-    Rejected,
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        AppError::Db(e)
-    }
-}
-
-impl From<dbkit::Error> for AppError {
-    fn from(e: dbkit::Error) -> Self {
-        AppError::Pool(e)
-    }
-}
 
 const SCHEMA: &str = "CREATE TABLE notes (text TEXT NOT NULL);";
 

@@ -145,3 +145,24 @@ pub fn stats_of(function_suffix: &str) -> dbkit::CacheStats {
         .find(|s| s.function.ends_with(function_suffix))
         .unwrap_or_else(|| panic!("no cached function ending in {function_suffix}"))
 }
+
+/// The error type of the test services: a database error, a pool error, or
+/// a refusal of the service's own.
+#[derive(Debug)]
+pub enum AppError {
+    Db(diesel::result::Error),
+    Pool(dbkit::Error),
+    Rejected,
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl From<dbkit::Error> for AppError {
+    fn from(e: dbkit::Error) -> Self {
+        AppError::Pool(e)
+    }
+}
