@@ -107,8 +107,14 @@
 
 extern crate self as dbkit;
 
-pub use dbkit_core::pool::{BreakerConfig, BreakerState, PoolConfig, PoolReport, SessionInfo};
-pub use dbkit_core::registry::{cache_stats, clear_all};
+pub use dbkit_core::pool::{
+    Advice, BreakerConfig, BreakerState, PoolConfig, PoolReport, SessionInfo, Verdict,
+};
+pub use dbkit_core::queries::{
+    query_settings, reset_query_stats, set_query_settings, NPlusOne, QuerySettings, QueryStats,
+    SlowQuery,
+};
+pub use dbkit_core::registry::{cache_stats, caching, clear_all, set_caching};
 pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};

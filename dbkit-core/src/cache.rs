@@ -24,6 +24,7 @@ use crate::flight::Flight;
 #[cfg(debug_assertions)]
 use crate::guard::{RunningGuard, RunningQuery};
 use crate::keys::CacheValue;
+use crate::registry;
 use crate::stats::{CacheStats, Counters};
 use crate::tables::{self, TableState};
 use crate::time;
@@ -252,13 +253,18 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, Ticket<'_, K, V>> {
-        let access = transaction::access(&self.deps);
+        let access = if registry::caching() {
+            transaction::access(&self.deps)
+        } else {
+            Access::Bypass
+        };
         let mut hasher = KeyHasher(self.hasher.build_hasher());
         hash_key(&mut hasher);
         let hash = hasher.finish();
         let shard = self.shard(hash);
         if access == Access::Bypass {
-            // This thread's open transaction wrote a table we depend on.
+            // This thread's open transaction wrote a table we depend on, or
+            // caching is off.
             shard.lock().counters.bypasses += 1;
             return Err(self.bypass_ticket());
         }
@@ -275,6 +281,13 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                     } else if tables::fresh(&self.deps, entry.stamp) {
                         let value = entry.value.clone();
                         s.counters.hits += 1;
+                        drop(guard);
+                        let _hit = tracing::debug_span!(
+                            "cached_query",
+                            function = self.spec.function,
+                            cache = "hit"
+                        )
+                        .entered();
                         return Ok(value);
                     } else {
                         s.counters.stale += 1;
@@ -330,6 +343,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         flight: Option<Arc<Flight>>,
     ) -> Ticket<'_, K, V> {
         Ticket {
+            function: self.spec.function,
             #[cfg(debug_assertions)]
             _running: self.running(),
             cache: Some(self),
@@ -352,6 +366,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
 
     fn bypass_ticket(&self) -> Ticket<'_, K, V> {
         Ticket {
+            function: self.spec.function,
             #[cfg(debug_assertions)]
             _running: self.running(),
             cache: None,
@@ -419,6 +434,8 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
 /// callers waiting on the same key; one of them runs the query next.
 #[must_use = "a ticket wakes waiting callers only when stored or dropped"]
 pub struct Ticket<'c, K, V> {
+    /// The cached function's path, for its span.
+    function: &'static str,
     /// Marks the query as running for the stale-read guard (debug builds).
     #[cfg(debug_assertions)]
     _running: RunningGuard,
@@ -434,6 +451,13 @@ impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
     /// Whether storing through this ticket does anything.
     pub fn is_bypass(&self) -> bool {
         self.cache.is_none()
+    }
+
+    /// The `cached_query` span the query runs in: `cache = "miss"`, or
+    /// `"bypass"` when its result will not be stored.
+    pub fn span(&self) -> tracing::Span {
+        let cache = if self.is_bypass() { "bypass" } else { "miss" };
+        tracing::debug_span!("cached_query", function = self.function, cache)
     }
 
     /// Stores the query's result, unless a table it depends on was written

@@ -32,6 +32,23 @@ thread_local! {
 
 static PANIC: AtomicBool = AtomicBool::new(false);
 
+/// Every (function, table) reported so far.
+static REPORTED: OnceLock<Mutex<HashSet<(&'static str, String)>>> = OnceLock::new();
+
+/// The undeclared reads found so far: `(function, table)`, sorted.
+pub fn undeclared_reads() -> Vec<(String, String)> {
+    let Some(reported) = REPORTED.get() else {
+        return Vec::new();
+    };
+    let mut all: Vec<(String, String)> = reported
+        .lock()
+        .iter()
+        .map(|(f, t)| ((*f).to_owned(), t.clone()))
+        .collect();
+    all.sort();
+    all
+}
+
 /// Makes an undeclared table a panic instead of a warning (for test suites).
 pub fn panic_on_undeclared_tables(enabled: bool) {
     PANIC.store(enabled, Ordering::Relaxed);
@@ -77,7 +94,6 @@ pub fn check_reads(read: &[&str]) {
         if name.is_empty() || query.declared.iter().any(|t| t.name() == name) {
             continue;
         }
-        static REPORTED: OnceLock<Mutex<HashSet<(&'static str, String)>>> = OnceLock::new();
         let first = REPORTED
             .get_or_init(Default::default)
             .lock()

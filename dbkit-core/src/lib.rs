@@ -11,6 +11,7 @@ mod flight;
 pub mod guard;
 pub mod keys;
 pub mod pool;
+pub mod queries;
 pub mod registry;
 pub mod report;
 pub mod stats;

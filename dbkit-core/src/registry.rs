@@ -1,6 +1,7 @@
 //! Every cached function of the process, registered on its first call, so
 //! statistics and clearing reach them all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -36,6 +37,28 @@ pub fn clear_all() {
     for h in handles {
         h.clear();
     }
+}
+
+static CACHING: AtomicBool = AtomicBool::new(true);
+
+/// Turns caching on or off for every cached function of the process. Off,
+/// every call runs its query and counts as a bypass; entries are kept (and
+/// still invalidated by writes), so turning it back on serves only fresh
+/// ones. For incidents and for measuring what the cache saves.
+///
+/// ```
+/// dbkit_core::registry::set_caching(false);
+/// assert!(!dbkit_core::registry::caching());
+/// dbkit_core::registry::set_caching(true);
+/// ```
+pub fn set_caching(enabled: bool) {
+    CACHING.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether caching is on (see [`set_caching`]).
+#[inline]
+pub fn caching() -> bool {
+    CACHING.load(Ordering::Relaxed)
 }
 
 /// The cache of one `#[cached_query]` function, held in a `static` and built

@@ -6,15 +6,21 @@
 //! buffer reused for the connection's whole life, and classifies it without
 //! allocating. Only writes touch the table clock.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Instant;
 
 use dbkit_core::guard;
+use dbkit_core::queries::{self, SessionQueries, SessionScope, Shape};
 use dbkit_core::tables;
 use dbkit_core::tracker::{Step, WriteTracker, WriteVisibility};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::Connection;
 
 use crate::classify::{statements, Effect, MAX_TABLES};
+use crate::shape::shape_of;
 
 /// The marker diesel's query rendering puts between the SQL and its binds.
 const BINDS: &str = " -- binds: ";
@@ -38,13 +44,28 @@ impl fmt::Write for SqlOnly<'_> {
     }
 }
 
-/// dbkit's instrumentation: invalidates cached reads when writes commit.
+/// Distinct statements whose shape a connection remembers; past it the
+/// memory starts over (a connection running more distinct statements than
+/// this is building SQL from values, and pays one normalization each).
+const SHAPES_PER_CONNECTION: usize = 256;
+
+/// dbkit's instrumentation: invalidates cached reads when writes commit,
+/// and records what each statement cost.
 ///
 /// Install it with [`instrument`] (or [`Instrument`] for the options); a
 /// pool does it on every connection it opens.
 pub struct DbkitInstrumentation {
     tracker: WriteTracker,
     sql: String,
+    /// Whether statements are timed and recorded by shape.
+    query_stats: bool,
+    /// Statement text (its hash) to shape, so normalizing happens once per
+    /// distinct statement and connection.
+    shapes: HashMap<u64, Arc<Shape>, foldhash::fast::RandomState>,
+    /// The statement running now and when it started.
+    running: Option<(Arc<Shape>, Instant)>,
+    /// SELECT counts of the session the connection is checked out for.
+    session: SessionQueries,
     /// The user's own instrumentation, called after dbkit's.
     inner: Option<Box<dyn Instrumentation>>,
 }
@@ -59,18 +80,71 @@ impl fmt::Debug for DbkitInstrumentation {
 }
 
 impl DbkitInstrumentation {
-    fn new(visibility: WriteVisibility, inner: Option<Box<dyn Instrumentation>>) -> Self {
+    fn new(
+        visibility: WriteVisibility,
+        query_stats: bool,
+        inner: Option<Box<dyn Instrumentation>>,
+    ) -> Self {
         DbkitInstrumentation {
             tracker: WriteTracker::new(visibility),
             sql: String::with_capacity(256),
+            query_stats,
+            shapes: HashMap::default(),
+            running: None,
+            session: SessionQueries::default(),
             inner,
         }
+    }
+
+    /// The connection was checked out for `scope`: its statements count
+    /// towards that session's N+1 detection and carry its label in the slow
+    /// log. Called by [`Pool`](crate::Pool).
+    #[doc(hidden)]
+    pub fn begin_session(&mut self, scope: SessionScope) {
+        self.session.begin(scope);
+    }
+
+    /// The session ended: its N+1 findings get their final counts.
+    #[doc(hidden)]
+    pub fn end_session(&mut self) {
+        self.session.end();
     }
 
     fn statement_started(&mut self, query: &dyn diesel::connection::DebugQuery) {
         self.sql.clear();
         // An Err here only means the sink stopped at the binds.
         let _ = write!(SqlOnly(&mut self.sql), "{query}");
+        if self.query_stats {
+            let shape = self.shape();
+            self.running = Some((shape, Instant::now()));
+        }
+        self.classify();
+    }
+
+    /// The shape of the statement in `self.sql`, normalized on first sight.
+    fn shape(&mut self) -> Arc<Shape> {
+        let hash = foldhash::fast::FixedState::default().hash_one(self.sql.as_str());
+        if let Some(shape) = self.shapes.get(&hash) {
+            return Arc::clone(shape);
+        }
+        if self.shapes.len() >= SHAPES_PER_CONNECTION {
+            self.shapes.clear();
+        }
+        let shape = Arc::new(shape_of(&self.sql));
+        self.shapes.insert(hash, Arc::clone(&shape));
+        shape
+    }
+
+    fn statement_finished(&mut self, failed: bool) {
+        self.tracker.statement_finished(failed);
+        if let Some((shape, started)) = self.running.take() {
+            queries::record(&shape, started.elapsed(), failed, self.session.scope());
+            self.session.ran(&shape);
+        }
+    }
+
+    /// Drives the table clock from what the statement in `self.sql` writes.
+    fn classify(&mut self) {
         let check_reads = cfg!(debug_assertions) && guard::running();
 
         // Up to `BATCH` statements are tracked one by one, their tables
@@ -136,7 +210,7 @@ impl Instrumentation for DbkitInstrumentation {
         match &event {
             InstrumentationEvent::StartQuery { query, .. } => self.statement_started(*query),
             InstrumentationEvent::FinishQuery { error, .. } => {
-                self.tracker.statement_finished(error.is_some())
+                self.statement_finished(error.is_some())
             }
             InstrumentationEvent::BeginTransaction { depth, .. } => {
                 self.tracker.transaction_began(depth.get())
@@ -166,6 +240,7 @@ impl Instrumentation for DbkitInstrumentation {
 #[derive(Default)]
 pub struct Instrument {
     visibility: WriteVisibility,
+    no_query_stats: bool,
     inner: Option<Box<dyn Instrumentation>>,
 }
 
@@ -173,6 +248,7 @@ impl fmt::Debug for Instrument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrument")
             .field("visibility", &self.visibility)
+            .field("query_stats", &!self.no_query_stats)
             .field("wraps_another", &self.inner.is_some())
             .finish()
     }
@@ -194,6 +270,13 @@ impl Instrument {
         self
     }
 
+    /// Whether the connection's statements are timed and recorded by shape
+    /// (query statistics, slow-query log, N+1 detection). Defaults to on.
+    pub fn query_stats(mut self, enabled: bool) -> Self {
+        self.no_query_stats = !enabled;
+        self
+    }
+
     /// Your own instrumentation, called after dbkit's for every event.
     /// Defaults to diesel's default instrumentation, if one is set.
     pub fn wrapping(mut self, instrumentation: impl Instrumentation) -> Self {
@@ -210,7 +293,11 @@ impl Instrument {
         let inner = self
             .inner
             .or_else(diesel::connection::get_default_instrumentation);
-        conn.set_instrumentation(DbkitInstrumentation::new(self.visibility, inner));
+        conn.set_instrumentation(DbkitInstrumentation::new(
+            self.visibility,
+            !self.no_query_stats,
+            inner,
+        ));
     }
 }
 

@@ -24,6 +24,14 @@ pub(crate) enum Token<'a> {
     Confused,
 }
 
+/// Where a token came from: its text, and whether whitespace or a comment
+/// separated it from the token before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spanned<'a> {
+    pub text: &'a str,
+    pub spaced: bool,
+}
+
 pub(crate) struct Lexer<'a> {
     sql: &'a str,
     pos: usize,
@@ -124,10 +132,26 @@ impl<'a> Lexer<'a> {
 
     /// The next token, or `None` at the end of the text.
     pub(crate) fn next_token(&mut self) -> Option<Token<'a>> {
+        self.next_spanned().map(|(token, _)| token)
+    }
+
+    /// The next token with its text as written (quotes and all), and
+    /// whether trivia (whitespace, comments) came before it.
+    pub(crate) fn next_spanned(&mut self) -> Option<(Token<'a>, Spanned<'a>)> {
+        let before = self.pos;
         if !self.skip_trivia() {
+            let text = self.sql.get(before..).unwrap_or_default();
             self.pos = self.sql.len();
-            return Some(Token::Confused);
+            return Some((Token::Confused, Spanned { text, spaced: true }));
         }
+        let start = self.pos;
+        let token = self.token_at_pos()?;
+        let text = self.sql.get(start..self.pos).unwrap_or_default();
+        let spaced = start > before;
+        Some((token, Spanned { text, spaced }))
+    }
+
+    fn token_at_pos(&mut self) -> Option<Token<'a>> {
         let b = self.peek_byte(0)?;
         let token = match b {
             b'(' => {

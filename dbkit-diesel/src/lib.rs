@@ -9,6 +9,7 @@ mod default_pool;
 mod instrument;
 mod lexer;
 mod pool;
+mod shape;
 
 pub use default_pool::{
     checkout_default, checkout_from, default_pool, set_default_pool, PoolSource,

@@ -12,6 +12,7 @@ use dbkit_core::pool::{
     BreakerConfig, BreakerState, PoolConfig, PoolReport, PoolTracker, SessionInfo, SessionToken,
     TrackerConfig,
 };
+use dbkit_core::queries::SessionScope;
 use dbkit_core::Error;
 use diesel::connection::{Instrumentation, TransactionManager};
 use diesel::r2d2::{
@@ -20,7 +21,7 @@ use diesel::r2d2::{
 use diesel::Connection;
 use serde::Serialize;
 
-use crate::instrument::{is_instrumented, Instrument};
+use crate::instrument::{is_instrumented, DbkitInstrumentation, Instrument};
 
 /// Makes the instrumentation of each new connection that dbkit's wraps.
 type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
@@ -45,6 +46,8 @@ type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + 
 pub struct Pool<C: R2D2Connection + 'static> {
     inner: r2d2::Pool<ConnectionManager<C>>,
     tracker: Arc<PoolTracker>,
+    /// The name again, shared with each session's statements.
+    name: Arc<str>,
     timeout: Duration,
 }
 
@@ -53,6 +56,7 @@ impl<C: R2D2Connection + 'static> Clone for Pool<C> {
         Pool {
             inner: self.inner.clone(),
             tracker: Arc::clone(&self.tracker),
+            name: Arc::clone(&self.name),
             timeout: self.timeout,
         }
     }
@@ -134,20 +138,46 @@ impl<C: R2D2Connection + 'static> Pool<C> {
         // An idle connection is taken without counting a waiter; only a
         // checkout that has to wait is one.
         if let Some(conn) = self.inner.try_get() {
-            return Ok(Session {
-                conn,
-                token: admission.checked_out(),
-                after_panic: false,
-            });
+            return Ok(self.session(conn, admission.checked_out(), label, location));
         }
         let admission = admission.waiting();
         match self.inner.get_timeout(timeout) {
-            Ok(conn) => Ok(Session {
-                conn,
-                token: admission.checked_out(),
-                after_panic: false,
-            }),
+            Ok(conn) => Ok(self.session(conn, admission.checked_out(), label, location)),
             Err(e) => Err(admission.timed_out(timeout, connect_error(&e))),
+        }
+    }
+
+    /// Tells the connection's statements which session they run for.
+    fn session(
+        &self,
+        mut conn: PooledConnection<ConnectionManager<C>>,
+        token: SessionToken,
+        label: Option<&'static str>,
+        location: &'static Location<'static>,
+    ) -> Session<C> {
+        if let Some(instrumentation) = conn
+            .instrumentation()
+            .downcast_mut::<DbkitInstrumentation>()
+        {
+            instrumentation.begin_session(SessionScope {
+                pool: Arc::clone(&self.name),
+                session: token.id(),
+                label,
+                location,
+            });
+        }
+        let span = tracing::debug_span!(
+            "db_session",
+            pool = %self.name,
+            session = token.id(),
+            label = label.unwrap_or_default(),
+            location = %location,
+        );
+        Session {
+            conn,
+            token,
+            span,
+            after_panic: false,
         }
     }
 
@@ -254,6 +284,8 @@ pub struct Health {
 pub struct Session<C: R2D2Connection + 'static> {
     conn: PooledConnection<ConnectionManager<C>>,
     token: SessionToken,
+    /// `db_session`, entered while a `#[with_session]` body runs.
+    span: tracing::Span,
     after_panic: bool,
 }
 
@@ -264,7 +296,11 @@ impl<C: R2D2Connection + 'static> Session<C> {
     /// discards any connection dropped while the thread is panicking.
     #[doc(hidden)]
     pub fn run<R>(mut self, body: impl FnOnce(&mut C) -> R) -> R {
-        match catch_unwind(AssertUnwindSafe(|| body(&mut self.conn))) {
+        let span = self.span.clone();
+        let entered = span.enter();
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut self.conn)));
+        drop(entered);
+        match outcome {
             Ok(out) => out,
             Err(panic) => {
                 self.after_panic = true;
@@ -305,6 +341,13 @@ impl<C: R2D2Connection + 'static> Drop for Session<C> {
     fn drop(&mut self) {
         let panicking = self.after_panic || std::thread::panicking();
         roll_back_open_transaction(&mut *self.conn, &self.token, panicking);
+        if let Some(instrumentation) = self
+            .conn
+            .instrumentation()
+            .downcast_mut::<DbkitInstrumentation>()
+        {
+            instrumentation.end_session();
+        }
     }
 }
 
@@ -345,6 +388,7 @@ pub struct Builder<C: R2D2Connection + 'static> {
     breaker: BreakerConfig,
     instrument: bool,
     test_transaction: bool,
+    query_stats: bool,
     instrumentation: Option<InstrumentationFactory>,
     customizer: Option<Box<dyn CustomizeConnection<C, r2d2::Error>>>,
 }
@@ -385,6 +429,7 @@ impl<C: R2D2Connection + 'static> Builder<C> {
             breaker: BreakerConfig::default(),
             instrument: true,
             test_transaction: false,
+            query_stats: true,
             instrumentation: None,
             customizer: None,
         }
@@ -483,6 +528,13 @@ impl<C: R2D2Connection + 'static> Builder<C> {
         self
     }
 
+    /// Time each statement and record it by shape (query statistics, the
+    /// slow-query log, N+1 detection per session). Defaults to on.
+    pub fn query_stats(mut self, enabled: bool) -> Self {
+        self.query_stats = enabled;
+        self
+    }
+
     /// Your own instrumentation for each connection, called after dbkit's.
     /// Use this rather than `set_instrumentation` in a customizer, which
     /// would replace dbkit's. Defaults to diesel's default instrumentation.
@@ -553,6 +605,7 @@ impl<C: R2D2Connection + 'static> Builder<C> {
         let customizer = Customizer {
             instrument: self.instrument,
             test_transaction: self.test_transaction,
+            query_stats: self.query_stats,
             instrumentation: self.instrumentation,
             user: self.customizer,
         };
@@ -577,6 +630,7 @@ impl<C: R2D2Connection + 'static> Builder<C> {
         Ok(Pool {
             inner,
             tracker,
+            name: name.into(),
             timeout: self.connection_timeout,
         })
     }
@@ -630,6 +684,7 @@ impl r2d2::HandleError<r2d2::Error> for Events {
 struct Customizer<C> {
     instrument: bool,
     test_transaction: bool,
+    query_stats: bool,
     instrumentation: Option<InstrumentationFactory>,
     user: Option<Box<dyn CustomizeConnection<C, r2d2::Error>>>,
 }
@@ -645,7 +700,7 @@ impl<C> fmt::Debug for Customizer<C> {
 impl<C: R2D2Connection + 'static> CustomizeConnection<C, r2d2::Error> for Customizer<C> {
     fn on_acquire(&self, conn: &mut C) -> Result<(), r2d2::Error> {
         if self.instrument {
-            let mut instrument = Instrument::new();
+            let mut instrument = Instrument::new().query_stats(self.query_stats);
             if self.test_transaction {
                 instrument = instrument.test_transaction();
             }

@@ -12,6 +12,7 @@
 //! [`connect_failed`](PoolTracker::connect_failed) and
 //! [`record_wait`](PoolTracker::record_wait).
 
+mod advice;
 mod breaker;
 mod config;
 mod leak;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+pub use advice::{advise, Advice, Verdict};
 pub use breaker::{BreakerConfig, BreakerState};
 pub use config::PoolConfig;
 pub use sessions::{SessionInfo, SessionToken};
@@ -250,11 +252,13 @@ impl PoolTracker {
 
     /// The pool's figures and open sessions now.
     pub fn report(&self) -> PoolReport {
-        let (in_use, checkouts, wait_total, wait_max, leaks) = {
+        let (in_use, peak_in_use, checkouts, waited, wait_total, wait_max, leaks) = {
             let slab = self.sessions.lock();
             (
                 slab.open as u32,
+                slab.peak_open as u32,
                 slab.checkouts,
+                slab.waited,
                 slab.wait_total,
                 slab.wait_max,
                 slab.leaks,
@@ -268,8 +272,10 @@ impl PoolTracker {
             connections,
             idle: connections.saturating_sub(in_use),
             in_use,
+            peak_in_use,
             waiters: self.waiters(),
             checkouts,
+            waited,
             timeouts: self.timeouts.load(Ordering::Relaxed),
             refused_by_breaker: self.refused.load(Ordering::Relaxed),
             nested_checkouts: self.nested.load(Ordering::Relaxed),
@@ -327,7 +333,7 @@ impl Admission<'_> {
             self.tracker.breaker.success();
         }
         let wait = LAST_WAIT.with(Cell::get);
-        SessionToken::open(self.tracker, self.label, self.location, wait)
+        SessionToken::open(self.tracker, self.label, self.location, wait, self.waiting)
     }
 
     /// The pool gave up after `waited`; `connect_error` is its last error
@@ -377,10 +383,14 @@ pub struct PoolReport {
     pub idle: u32,
     /// Checked out now.
     pub in_use: u32,
+    /// Most connections checked out at once so far.
+    pub peak_in_use: u32,
     /// Checkouts waiting for a connection now.
     pub waiters: u32,
     /// Checkouts so far.
     pub checkouts: u64,
+    /// Checkouts that found no idle connection and had to wait.
+    pub waited: u64,
     /// Checkouts that timed out.
     pub timeouts: u64,
     /// Checkouts refused at once by the open breaker.

@@ -105,7 +105,11 @@ pub(crate) struct Slab {
     free: Vec<usize>,
     next_id: u64,
     pub(crate) open: usize,
+    /// Most sessions open at once.
+    pub(crate) peak_open: usize,
     pub(crate) checkouts: u64,
+    /// Checkouts that found no idle connection and waited.
+    pub(crate) waited: u64,
     pub(crate) wait_total: Duration,
     pub(crate) wait_max: Duration,
     pub(crate) leaks: u64,
@@ -135,6 +139,7 @@ impl Slab {
             }
         };
         self.open += 1;
+        self.peak_open = self.peak_open.max(self.open);
         (slot, id)
     }
 
@@ -186,6 +191,7 @@ impl SessionToken {
         label: Option<&'static str>,
         location: &'static Location<'static>,
         wait: Duration,
+        waited: bool,
     ) -> SessionToken {
         let backtrace = tracker
             .capture_backtraces
@@ -195,6 +201,7 @@ impl SessionToken {
         let (slot, id) = {
             let mut slab = tracker.sessions.lock();
             slab.checkouts += 1;
+            slab.waited += u64::from(waited);
             slab.wait_total += wait;
             slab.wait_max = slab.wait_max.max(wait);
             slab.insert(|id| Record {

@@ -173,7 +173,10 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
                 ::core::result::Result::Ok(__dbkit_hit) => return #hit,
                 ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
             };
+            let __dbkit_span = #private::Ticket::span(&__dbkit_ticket);
+            let __dbkit_entered = __dbkit_span.enter();
             let __dbkit_output = __dbkit_query(#(#args),*);
+            ::core::mem::drop(__dbkit_entered);
             #store
             __dbkit_output
         }

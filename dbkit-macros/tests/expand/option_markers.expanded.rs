@@ -29,7 +29,10 @@ pub(crate) fn post(db: &mut Db, id: i64, trace: u64) -> Option<Post> {
         ::core::result::Result::Ok(__dbkit_hit) => return __dbkit_hit,
         ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
     };
+    let __dbkit_span = ::dbkit::__private::Ticket::span(&__dbkit_ticket);
+    let __dbkit_entered = __dbkit_span.enter();
     let __dbkit_output = __dbkit_query(db, id, trace);
+    ::core::mem::drop(__dbkit_entered);
     if __dbkit_output.is_some() {
         ::dbkit::__private::Ticket::store(
             __dbkit_ticket,

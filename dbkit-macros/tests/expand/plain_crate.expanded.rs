@@ -31,7 +31,10 @@ fn tag_names(conn: &mut SqliteConnection, ids: &[i32]) -> Vec<String> {
         ::core::result::Result::Ok(__dbkit_hit) => return __dbkit_hit,
         ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
     };
+    let __dbkit_span = ::my_app::dbkit::__private::Ticket::span(&__dbkit_ticket);
+    let __dbkit_entered = __dbkit_span.enter();
     let __dbkit_output = __dbkit_query(conn, ids);
+    ::core::mem::drop(__dbkit_entered);
     ::my_app::dbkit::__private::Ticket::store(
         __dbkit_ticket,
         ::core::clone::Clone::clone(&__dbkit_output),

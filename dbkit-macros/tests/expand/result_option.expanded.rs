@@ -32,7 +32,10 @@ fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<Use
         }
         ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
     };
+    let __dbkit_span = ::dbkit::__private::Ticket::span(&__dbkit_ticket);
+    let __dbkit_entered = __dbkit_span.enter();
     let __dbkit_output = __dbkit_query(conn, email);
+    ::core::mem::drop(__dbkit_entered);
     if let ::core::option::Option::Some(__dbkit_value) = <QueryResult<
         Option<User>,
     > as ::dbkit::__private::CachedResult>::ok_ref(&__dbkit_output) {
