@@ -28,7 +28,8 @@ enum Piece<'a> {
 /// The shape of `sql`.
 pub(crate) fn shape_of(sql: &str) -> Shape {
     let pieces = pieces(sql);
-    let is_select = matches!(pieces.first(), Some(Piece::Word(w)) if w.eq_ignore_ascii_case("select"));
+    let is_select =
+        matches!(pieces.first(), Some(Piece::Word(w)) if w.eq_ignore_ascii_case("select"));
     Shape::new(render(&fold_lists(&pieces)), is_select)
 }
 
@@ -43,7 +44,9 @@ fn pieces(sql: &str) -> Vec<Piece<'_>> {
             && glued
             && match token {
                 Token::Word(_) => true,
-                Token::Other => span.text == "." || span.text.starts_with(|c: char| c.is_ascii_digit()),
+                Token::Other => {
+                    span.text == "." || span.text.starts_with(|c: char| c.is_ascii_digit())
+                }
                 _ => false,
             };
         if number_part {
@@ -55,11 +58,15 @@ fn pieces(sql: &str) -> Vec<Piece<'_>> {
             Token::Quoted(_) => Piece::Word(span.text),
             Token::Confused => Piece::Value,
             Token::Other if is_value(span.text) => {
-                if span.text.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+                if span
+                    .text
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                {
                     in_number = true;
                     // A sign glued to a number that follows an operator is
                     // the number's own: `= -1` is `= ?`.
-                    if let [.., Piece::Punct(before, _), Piece::Punct("-" | "+", _)] = out.as_slice()
+                    if let [.., Piece::Punct(before, _), Piece::Punct("-" | "+", _)] =
+                        out.as_slice()
                     {
                         if glued && *before != ")" {
                             out.pop();
@@ -68,7 +75,11 @@ fn pieces(sql: &str) -> Vec<Piece<'_>> {
                 }
                 Piece::Value
             }
-            Token::Other | Token::LParen | Token::RParen | Token::Comma | Token::Dot
+            Token::Other
+            | Token::LParen
+            | Token::RParen
+            | Token::Comma
+            | Token::Dot
             | Token::Semicolon => Piece::Punct(span.text, glued),
         };
         out.push(piece);
@@ -103,11 +114,17 @@ fn fold_lists<'a>(pieces: &[Piece<'a>]) -> Vec<Piece<'a>> {
         let Piece::Word(word) = piece else { continue };
         if word.eq_ignore_ascii_case("in") {
             if let Some(len) = value_list(&pieces[i..]) {
-                out.extend([Piece::Punct("(", false), Piece::Word("..."), Piece::Punct(")", true)]);
+                out.extend([
+                    Piece::Punct("(", false),
+                    Piece::Word("..."),
+                    Piece::Punct(")", true),
+                ]);
                 i += len;
             }
         } else if word.eq_ignore_ascii_case("values") {
-            let Some(row) = group(&pieces[i..]) else { continue };
+            let Some(row) = group(&pieces[i..]) else {
+                continue;
+            };
             out.extend_from_slice(&pieces[i..i + row]);
             i += row;
             let mut folded = false;
@@ -177,7 +194,9 @@ fn render(pieces: &[Piece<'_>]) -> String {
             (_, Piece::Punct(":", true)) | (Some(Piece::Punct(":", _)), Piece::Word(_)) => false,
             // A function call or a glued operator stays as written.
             (Some(Piece::Word(_)), Piece::Punct("(", glued)) => !glued,
-            (Some(Piece::Punct(p, _)), Piece::Punct(q, true)) if is_operator(p) && is_operator(q) => {
+            (Some(Piece::Punct(p, _)), Piece::Punct(q, true))
+                if is_operator(p) && is_operator(q) =>
+            {
                 false
             }
             _ => true,
@@ -234,7 +253,10 @@ mod tests {
             shape("SELECT `users`.`id` FROM `users` WHERE `users`.`id` = ?"),
             "SELECT `users`.`id` FROM `users` WHERE `users`.`id` = ?"
         );
-        assert_eq!(shape("SELECT 1.5e3, -2, x - 1, E'a\\'b', $$q$$"), "SELECT ?, ?, x - ?, ?, ?");
+        assert_eq!(
+            shape("SELECT 1.5e3, -2, x - 1, E'a\\'b', $$q$$"),
+            "SELECT ?, ?, x - ?, ?, ?"
+        );
     }
 
     #[test]
@@ -284,7 +306,9 @@ mod tests {
     fn never_panics_and_stays_bounded() {
         let long = format!("SELECT {} FROM t", vec!["a"; 5000].join(", "));
         assert!(shape(&long).len() <= MAX_LEN + 4);
-        for sql in ["", "'", "\"", "$", "$$", "(", ")", "IN (", "VALUES (", "é'", "-", "1e"] {
+        for sql in [
+            "", "'", "\"", "$", "$$", "(", ")", "IN (", "VALUES (", "é'", "-", "1e",
+        ] {
             let _ = shape(sql);
         }
     }

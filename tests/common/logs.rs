@@ -1,8 +1,10 @@
 //! Captures what dbkit logs through `tracing`, for tests that check a
-//! warning was given: a process-wide subscriber (dbkit's leak watchdog logs
-//! from its own thread) that keeps each event's level and text.
+//! warning was given or a span opened: a process-wide subscriber (dbkit's
+//! leak watchdog logs from its own thread) that keeps each event's level and
+//! text, and each span's name and fields.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
 use tracing::field::{Field, Visit};
@@ -10,6 +12,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
 static EVENTS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
+static SPANS: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
 
 /// Starts capturing (once per test binary).
 pub fn capture() {
@@ -27,6 +30,17 @@ pub fn events(level: Level, needle: &str) -> Vec<String> {
         .iter()
         .filter(|(l, text)| *l == level && text.contains(needle))
         .map(|(_, text)| text.clone())
+        .collect()
+}
+
+/// Every span opened so far named `name` whose fields contain `needle`.
+pub fn spans(name: &str, needle: &str) -> Vec<String> {
+    SPANS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, fields)| *n == name && fields.contains(needle))
+        .map(|(_, fields)| fields.clone())
         .collect()
 }
 
@@ -58,8 +72,15 @@ impl Subscriber for Recorder {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let mut fields = Line::default();
+        span.record(&mut fields);
+        SPANS
+            .lock()
+            .unwrap()
+            .push((span.metadata().name(), fields.0));
+        Id::from_u64(NEXT.fetch_add(1, Ordering::Relaxed))
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}

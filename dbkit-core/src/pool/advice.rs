@@ -127,7 +127,11 @@ mod tests {
 
         let waits = advise(&pool(4, 1000, 200, 0, 4));
         assert_eq!(waits[0].verdict, Verdict::TooSmall);
-        assert!(waits[0].message.contains("20% of 1000 checkouts"), "{}", waits[0].message);
+        assert!(
+            waits[0].message.contains("20% of 1000 checkouts"),
+            "{}",
+            waits[0].message
+        );
     }
 
     #[test]
@@ -135,12 +139,19 @@ mod tests {
         let idle = advise(&pool(20, 5000, 0, 0, 3));
         assert_eq!(idle.len(), 1);
         assert_eq!(idle[0].verdict, Verdict::TooLarge);
-        assert!(idle[0].message.contains("`max_size = 4`"), "{}", idle[0].message);
+        assert!(
+            idle[0].message.contains("`max_size = 4`"),
+            "{}",
+            idle[0].message
+        );
     }
 
     #[test]
     fn a_right_sized_or_barely_used_pool_gets_no_advice() {
         assert!(advise(&pool(10, 5000, 20, 0, 8)).is_empty());
-        assert!(advise(&pool(20, 50, 0, 0, 1)).is_empty(), "too few checkouts to judge");
+        assert!(
+            advise(&pool(20, 50, 0, 0, 1)).is_empty(),
+            "too few checkouts to judge"
+        );
     }
 }

@@ -69,12 +69,7 @@ fn shape_id(text: &str) -> u64 {
 
 /// Records one execution of `shape`: its statistics, the slow-query log when
 /// it took `elapsed` ≥ the threshold, attributed to `session` if any.
-pub fn record(
-    shape: &Arc<Shape>,
-    elapsed: Duration,
-    failed: bool,
-    session: Option<&SessionScope>,
-) {
+pub fn record(shape: &Arc<Shape>, elapsed: Duration, failed: bool, session: Option<&SessionScope>) {
     shapes::record(shape, elapsed, failed);
     if elapsed >= settings::slow_threshold() {
         slow::record(shape, elapsed, failed, session);

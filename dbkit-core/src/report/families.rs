@@ -52,16 +52,66 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
             })
             .collect::<Vec<_>>()
     };
-    family("dbkit_cache_hits_total", "Cached calls answered from the cache.", Counter, cache(&|c| c.hits as f64));
-    family("dbkit_cache_misses_total", "Cached calls that ran their query.", Counter, cache(&|c| c.misses as f64));
-    family("dbkit_cache_stale_rejections_total", "Entries refused because a table they depend on was written.", Counter, cache(&|c| c.stale_rejections as f64));
-    family("dbkit_cache_expired_total", "Entries refused because their TTL ran out.", Counter, cache(&|c| c.expired as f64));
-    family("dbkit_cache_stores_total", "Query results stored.", Counter, cache(&|c| c.stores as f64));
-    family("dbkit_cache_evictions_total", "Entries dropped to make room.", Counter, cache(&|c| c.evictions as f64));
-    family("dbkit_cache_bypasses_total", "Calls that ran their query without using the cache.", Counter, cache(&|c| c.bypasses as f64));
-    family("dbkit_cache_coalesced_total", "Calls that waited for an identical query already running.", Counter, cache(&|c| c.coalesced as f64));
-    family("dbkit_cache_entries", "Entries held now.", Gauge, cache(&|c| c.entries as f64));
-    family("dbkit_cache_max_entries", "Most entries the function may hold.", Gauge, cache(&|c| c.max_entries as f64));
+    family(
+        "dbkit_cache_hits_total",
+        "Cached calls answered from the cache.",
+        Counter,
+        cache(&|c| c.hits as f64),
+    );
+    family(
+        "dbkit_cache_misses_total",
+        "Cached calls that ran their query.",
+        Counter,
+        cache(&|c| c.misses as f64),
+    );
+    family(
+        "dbkit_cache_stale_rejections_total",
+        "Entries refused because a table they depend on was written.",
+        Counter,
+        cache(&|c| c.stale_rejections as f64),
+    );
+    family(
+        "dbkit_cache_expired_total",
+        "Entries refused because their TTL ran out.",
+        Counter,
+        cache(&|c| c.expired as f64),
+    );
+    family(
+        "dbkit_cache_stores_total",
+        "Query results stored.",
+        Counter,
+        cache(&|c| c.stores as f64),
+    );
+    family(
+        "dbkit_cache_evictions_total",
+        "Entries dropped to make room.",
+        Counter,
+        cache(&|c| c.evictions as f64),
+    );
+    family(
+        "dbkit_cache_bypasses_total",
+        "Calls that ran their query without using the cache.",
+        Counter,
+        cache(&|c| c.bypasses as f64),
+    );
+    family(
+        "dbkit_cache_coalesced_total",
+        "Calls that waited for an identical query already running.",
+        Counter,
+        cache(&|c| c.coalesced as f64),
+    );
+    family(
+        "dbkit_cache_entries",
+        "Entries held now.",
+        Gauge,
+        cache(&|c| c.entries as f64),
+    );
+    family(
+        "dbkit_cache_max_entries",
+        "Most entries the function may hold.",
+        Gauge,
+        cache(&|c| c.max_entries as f64),
+    );
 
     let table = |value: &dyn Fn(&crate::tables::TableStats) -> f64| {
         report
@@ -73,8 +123,18 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
             })
             .collect::<Vec<_>>()
     };
-    family("dbkit_table_invalidations_total", "Committed writes and explicit invalidations of a table (`*`: every table).", Counter, table(&|t| t.invalidations as f64));
-    family("dbkit_table_writes_in_flight", "Writes to a table started and not yet completed.", Gauge, table(&|t| t.writes_in_flight as f64));
+    family(
+        "dbkit_table_invalidations_total",
+        "Committed writes and explicit invalidations of a table (`*`: every table).",
+        Counter,
+        table(&|t| t.invalidations as f64),
+    );
+    family(
+        "dbkit_table_writes_in_flight",
+        "Writes to a table started and not yet completed.",
+        Gauge,
+        table(&|t| t.writes_in_flight as f64),
+    );
 
     let pool = |value: &dyn Fn(&crate::pool::PoolReport) -> f64| {
         report
@@ -86,7 +146,12 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
             })
             .collect::<Vec<_>>()
     };
-    family("dbkit_pool_max_connections", "Most connections the pool opens.", Gauge, pool(&|p| f64::from(p.max_size)));
+    family(
+        "dbkit_pool_max_connections",
+        "Most connections the pool opens.",
+        Gauge,
+        pool(&|p| f64::from(p.max_size)),
+    );
     let connections = report
         .pools
         .iter()
@@ -97,19 +162,84 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
             })
         })
         .collect();
-    family("dbkit_pool_connections", "Connections open now, idle or checked out.", Gauge, connections);
-    family("dbkit_pool_peak_in_use", "Most connections checked out at once.", Gauge, pool(&|p| f64::from(p.peak_in_use)));
-    family("dbkit_pool_waiters", "Checkouts waiting for a connection now.", Gauge, pool(&|p| f64::from(p.waiters)));
-    family("dbkit_pool_checkouts_total", "Checkouts.", Counter, pool(&|p| p.checkouts as f64));
-    family("dbkit_pool_waited_checkouts_total", "Checkouts that found no idle connection and waited.", Counter, pool(&|p| p.waited as f64));
-    family("dbkit_pool_timeouts_total", "Checkouts that timed out.", Counter, pool(&|p| p.timeouts as f64));
-    family("dbkit_pool_refused_total", "Checkouts refused by the open circuit breaker.", Counter, pool(&|p| p.refused_by_breaker as f64));
-    family("dbkit_pool_nested_checkouts_total", "Checkouts by a thread already holding a connection of the pool.", Counter, pool(&|p| p.nested_checkouts as f64));
-    family("dbkit_pool_leaks_total", "Sessions held past the leak threshold.", Counter, pool(&|p| p.leaks as f64));
-    family("dbkit_pool_wait_mean_seconds", "Mean wait for a connection.", Gauge, pool(&|p| p.wait_mean_us as f64 / 1e6));
-    family("dbkit_pool_wait_max_seconds", "Longest wait for a connection.", Gauge, pool(&|p| p.wait_max_us as f64 / 1e6));
-    family("dbkit_pool_breaker_open", "1 while the circuit breaker refuses checkouts.", Gauge, pool(&|p| f64::from(u8::from(matches!(p.breaker, BreakerState::Open { .. })))));
-    family("dbkit_pool_longest_session_seconds", "How long the longest open session has held its connection.", Gauge, pool(&|p| p.sessions.iter().map(|s| s.held_ms).max().unwrap_or(0) as f64 / 1e3));
+    family(
+        "dbkit_pool_connections",
+        "Connections open now, idle or checked out.",
+        Gauge,
+        connections,
+    );
+    family(
+        "dbkit_pool_peak_in_use",
+        "Most connections checked out at once.",
+        Gauge,
+        pool(&|p| f64::from(p.peak_in_use)),
+    );
+    family(
+        "dbkit_pool_waiters",
+        "Checkouts waiting for a connection now.",
+        Gauge,
+        pool(&|p| f64::from(p.waiters)),
+    );
+    family(
+        "dbkit_pool_checkouts_total",
+        "Checkouts.",
+        Counter,
+        pool(&|p| p.checkouts as f64),
+    );
+    family(
+        "dbkit_pool_waited_checkouts_total",
+        "Checkouts that found no idle connection and waited.",
+        Counter,
+        pool(&|p| p.waited as f64),
+    );
+    family(
+        "dbkit_pool_timeouts_total",
+        "Checkouts that timed out.",
+        Counter,
+        pool(&|p| p.timeouts as f64),
+    );
+    family(
+        "dbkit_pool_refused_total",
+        "Checkouts refused by the open circuit breaker.",
+        Counter,
+        pool(&|p| p.refused_by_breaker as f64),
+    );
+    family(
+        "dbkit_pool_nested_checkouts_total",
+        "Checkouts by a thread already holding a connection of the pool.",
+        Counter,
+        pool(&|p| p.nested_checkouts as f64),
+    );
+    family(
+        "dbkit_pool_leaks_total",
+        "Sessions held past the leak threshold.",
+        Counter,
+        pool(&|p| p.leaks as f64),
+    );
+    family(
+        "dbkit_pool_wait_mean_seconds",
+        "Mean wait for a connection.",
+        Gauge,
+        pool(&|p| p.wait_mean_us as f64 / 1e6),
+    );
+    family(
+        "dbkit_pool_wait_max_seconds",
+        "Longest wait for a connection.",
+        Gauge,
+        pool(&|p| p.wait_max_us as f64 / 1e6),
+    );
+    family(
+        "dbkit_pool_breaker_open",
+        "1 while the circuit breaker refuses checkouts.",
+        Gauge,
+        pool(&|p| f64::from(u8::from(matches!(p.breaker, BreakerState::Open { .. })))),
+    );
+    family(
+        "dbkit_pool_longest_session_seconds",
+        "How long the longest open session has held its connection.",
+        Gauge,
+        pool(&|p| p.sessions.iter().map(|s| s.held_ms).max().unwrap_or(0) as f64 / 1e3),
+    );
 
     let query = |value: &dyn Fn(&crate::queries::QueryStats) -> f64| {
         report
@@ -121,15 +251,60 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
             })
             .collect::<Vec<_>>()
     };
-    family("dbkit_query_calls_total", "Executions of a statement shape.", Counter, query(&|q| q.calls as f64));
-    family("dbkit_query_errors_total", "Executions of a statement shape that failed.", Counter, query(&|q| q.errors as f64));
-    family("dbkit_query_seconds_total", "Time spent executing a statement shape.", Counter, query(&|q| q.total_us as f64 / 1e6));
-    family("dbkit_query_max_seconds", "Longest execution of a statement shape.", Gauge, query(&|q| q.max_us as f64 / 1e6));
-    let single = |value: f64| vec![Sample { labels: Vec::new(), value }];
-    family("dbkit_query_shapes_dropped_total", "Statement shapes dropped to stay within the bound.", Counter, single(report.query_shapes_dropped as f64));
-    family("dbkit_slow_queries_total", "Statements that took at least the slow threshold.", Counter, single(report.slow_queries_total as f64));
-    family("dbkit_n_plus_one_total", "SELECT shapes run more than the N+1 threshold in one session.", Counter, single(report.n_plus_one_total as f64));
-    family("dbkit_warnings", "Warnings in the report now.", Gauge, single(report.warnings.len() as f64));
+    family(
+        "dbkit_query_calls_total",
+        "Executions of a statement shape.",
+        Counter,
+        query(&|q| q.calls as f64),
+    );
+    family(
+        "dbkit_query_errors_total",
+        "Executions of a statement shape that failed.",
+        Counter,
+        query(&|q| q.errors as f64),
+    );
+    family(
+        "dbkit_query_seconds_total",
+        "Time spent executing a statement shape.",
+        Counter,
+        query(&|q| q.total_us as f64 / 1e6),
+    );
+    family(
+        "dbkit_query_max_seconds",
+        "Longest execution of a statement shape.",
+        Gauge,
+        query(&|q| q.max_us as f64 / 1e6),
+    );
+    let single = |value: f64| {
+        vec![Sample {
+            labels: Vec::new(),
+            value,
+        }]
+    };
+    family(
+        "dbkit_query_shapes_dropped_total",
+        "Statement shapes dropped to stay within the bound.",
+        Counter,
+        single(report.query_shapes_dropped as f64),
+    );
+    family(
+        "dbkit_slow_queries_total",
+        "Statements that took at least the slow threshold.",
+        Counter,
+        single(report.slow_queries_total as f64),
+    );
+    family(
+        "dbkit_n_plus_one_total",
+        "SELECT shapes run more than the N+1 threshold in one session.",
+        Counter,
+        single(report.n_plus_one_total as f64),
+    );
+    family(
+        "dbkit_warnings",
+        "Warnings in the report now.",
+        Gauge,
+        single(report.warnings.len() as f64),
+    );
     out
 }
 
