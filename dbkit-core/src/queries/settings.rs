@@ -17,11 +17,17 @@ use std::time::Duration;
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QuerySettings {
-    slow_threshold: Duration,
-    n_plus_one_threshold: u32,
-    max_shapes: usize,
-    slow_log_len: usize,
+    /// Statements taking at least this long are slow.
+    pub slow_threshold: Duration,
+    /// A SELECT shape run more than this many times in one session is an
+    /// N+1 finding; 0 turns detection off.
+    pub n_plus_one_threshold: u32,
+    /// Most statement shapes kept.
+    pub max_shapes: usize,
+    /// Recent slow queries kept.
+    pub slow_log_len: usize,
 }
 
 impl Default for QuerySettings {
