@@ -1,6 +1,6 @@
 //! The statement hook's cost: the same diesel INSERT and SELECT by primary
-//! key on a plain connection and on one with dbkit's instrumentation, side by
-//! side, on in-memory SQLite and (with the `postgres` feature) on a
+//! key on a plain connection, on one with dbkit's instrumentation, and on one
+//! with it but query statistics off (the table clock alone), side by side, on in-memory SQLite and (with the `postgres` feature) on a
 //! PostgreSQL server over loopback that the benchmark starts itself.
 //!
 //! Run: `cargo bench --bench write_hook --features postgres`.
@@ -42,11 +42,16 @@ where
     let mut plain = connect();
     let mut hooked = connect();
     dbkit::instrument(&mut hooked);
+    let mut no_stats = connect();
+    dbkit::Instrument::new()
+        .query_stats(false)
+        .install(&mut no_stats);
 
     let mut group = c.benchmark_group(format!("write-hook/{backend}"));
     for (label, conn) in [
         ("plain diesel", &mut plain),
         ("dbkit instrumented", &mut hooked),
+        ("dbkit, query stats off", &mut no_stats),
     ] {
         group.bench_function(format!("insert: {label}"), |b| {
             b.iter(|| {
@@ -76,6 +81,7 @@ where
     for (label, conn) in [
         ("plain diesel", &mut plain),
         ("dbkit instrumented", &mut hooked),
+        ("dbkit, query stats off", &mut no_stats),
     ] {
         group.bench_function(format!("select by pk: {label}"), |b| {
             b.iter_custom(|iters| {

@@ -60,6 +60,35 @@
 //! `DATABASE_URL`, `DB_POOL_SIZE`, `DB_MAX_OVERFLOW`, `DB_POOL_TIMEOUT` and
 //! `DB_POOL_RECYCLE`.
 //!
+//! ## Statements, slow queries, N+1, the report
+//!
+//! An instrumented connection also times each statement and records it by
+//! shape (literals and bind parameters as `?`, lists folded; bind values are
+//! never seen): calls, errors, total, mean and longest time, bounded in
+//! memory. Statements over the slow threshold are logged and kept; the same
+//! SELECT shape run more than the N+1 threshold in one session is reported
+//! with the session's call site. [`set_query_settings`] sets the thresholds
+//! (1 s, 10) and bounds.
+//!
+//! [`report`] gathers it all into one [`Report`] (`serde::Serialize`):
+//! caches, tables, pools, sessions, statements, slow queries, N+1 findings,
+//! warnings and pool advice; [`Report::to_prometheus`] renders it as
+//! Prometheus text. With the `metrics` feature, `Report::emit_metrics` hands
+//! the same figures to the `metrics` facade. Sessions and cached calls open
+//! `db_session` and `cached_query` spans (`cache = "hit" | "miss" |
+//! "bypass"`) at `debug`. [`set_caching`] turns every cache off and on.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! dbkit::set_query_settings(
+//!     dbkit::QuerySettings::default().slow_threshold(Duration::from_millis(200)),
+//! );
+//! let report = dbkit::report();
+//! assert!(serde_json::to_string(&report).unwrap().contains("\"slow_queries\""));
+//! assert!(report.to_prometheus().contains("# TYPE dbkit_cache_hits_total counter"));
+//! ```
+//!
 //! ## `#[cached_query]` options
 //!
 //! | option | meaning | default |

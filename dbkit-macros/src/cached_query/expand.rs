@@ -9,7 +9,10 @@
 //!         Ok(__dbkit_hit) => return Ok(__dbkit_hit),
 //!         Err(__dbkit_ticket) => __dbkit_ticket,
 //!     };
+//!     let __dbkit_span = Ticket::span(&__dbkit_ticket); // `cached_query`, cache = "miss"
+//!     let __dbkit_entered = __dbkit_span.enter();
 //!     let __dbkit_output = __dbkit_query(conn, email);
+//!     drop(__dbkit_entered);
 //!     if let Ok(value) = &__dbkit_output { __dbkit_ticket.store(value.clone()) }
 //!     __dbkit_output
 //! }

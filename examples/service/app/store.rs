@@ -152,9 +152,9 @@ pub fn add_post(
     if title.trim().is_empty() {
         return Err(AppError::Invalid("a post needs a title".into()));
     }
-    if user_by_id(conn, user_id)?.is_none() {
-        return Err(AppError::NotFound);
-    }
+    // Write first: SQLite cannot turn a transaction that has read into a
+    // writing one while another connection writes (`database is locked`,
+    // whatever the busy timeout). An unknown user rolls the insert back.
     diesel::insert_into(posts::table)
         .values((
             posts::user_id.eq(user_id),
@@ -162,6 +162,9 @@ pub fn add_post(
             posts::body.eq(body),
         ))
         .execute(conn)?;
+    if user_by_id(conn, user_id)?.is_none() {
+        return Err(AppError::NotFound);
+    }
     Ok(posts::table
         .filter(posts::user_id.eq(user_id))
         .order(posts::id.desc())
