@@ -4,7 +4,9 @@
 //! Per statement it renders the SQL once, without its bind values (they are
 //! personal data, and formatting them costs time on every statement), into a
 //! buffer reused for the connection's whole life, and classifies it without
-//! allocating. Only writes touch the table clock.
+//! allocating. Only writes touch the table clock. With query statistics on,
+//! it also times the statement and records it under its shape, normalized
+//! once per distinct statement text and connection.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
