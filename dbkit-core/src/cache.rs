@@ -10,6 +10,13 @@
 //!   serialize on one lock;
 //! - statistics are plain counters inside the shard, bumped under the lock the
 //!   hit already holds;
+//! - recency is lazy: a hit moves its entry to the front of the LRU only if
+//!   a quarter of the shard's capacity has been inserted or moved since it
+//!   last was, so hot entries are not relinked on every hit (relinking
+//!   writes neighbouring entries, whose cache lines then bounce between the
+//!   cores hitting the shard). Eviction stays LRU to within that quarter:
+//!   an entry hit within the last three quarters of the shard's turnover is
+//!   never the one evicted;
 //! - freshness is a few atomic loads on the table clock ([`crate::tables`]).
 
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -71,6 +78,8 @@ struct Entry<K, V> {
     /// Table clock read before the query that produced `value` ran.
     stamp: u64,
     expires_ms: u64,
+    /// The shard's `turnover` when the entry was inserted or last moved.
+    placed: u64,
 }
 
 /// The hasher a call's key arguments are fed to (seeded per cache).
@@ -129,10 +138,17 @@ impl Hasher for PassThrough {
     }
 }
 
+/// `repr(C)` with the counters first: they follow the mutex's lock word,
+/// so the two writes of a hit (the lock, `hits`) land on one cache line.
+#[repr(C)]
 struct Shard<K, V> {
+    counters: Counters,
     lru: LruCache<u64, Entry<K, V>, BuildHasherDefault<PassThrough>>,
     flights: Vec<(u64, Arc<Flight>)>,
-    counters: Counters,
+    /// Entries inserted or moved to the front so far.
+    turnover: u64,
+    /// How far behind `turnover` an entry may fall before a hit moves it.
+    promote_after: u64,
 }
 
 impl<K, V> Shard<K, V> {
@@ -205,6 +221,8 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                         lru: LruCache::with_hasher(per_shard, BuildHasherDefault::default()),
                         flights: Vec::new(),
                         counters: Counters::default(),
+                        turnover: 0,
+                        promote_after: (per_shard.get() as u64 / 4).max(1),
                     }))
                 })
                 .collect(),
@@ -273,7 +291,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         loop {
             let mut guard = shard.lock();
             let s = &mut *guard;
-            if let Some(entry) = s.lru.get(&hash) {
+            if let Some(entry) = s.lru.peek_mut(&hash) {
                 if matches(&entry.key) {
                     if entry.expires_ms <= now_ms {
                         s.counters.expired += 1;
@@ -281,6 +299,11 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                     } else if tables::fresh(&self.deps, entry.stamp) {
                         let value = entry.value.clone();
                         s.counters.hits += 1;
+                        if s.turnover - entry.placed > s.promote_after {
+                            entry.placed = s.turnover;
+                            s.turnover += 1;
+                            s.lru.promote(&hash);
+                        }
                         drop(guard);
                         let _hit = tracing::debug_span!(
                             "cached_query",
@@ -485,7 +508,9 @@ impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
                 value,
                 stamp: self.stamp,
                 expires_ms: self.expires_ms,
+                placed: s.turnover,
             };
+            s.turnover += 1;
             if let Some((evicted, _)) = s.lru.push(self.hash, entry) {
                 if evicted != self.hash {
                     s.counters.evictions += 1;
@@ -509,5 +534,49 @@ impl<K, V> Drop for Ticket<'_, K, V> {
                 .take_flight(self.hash, &flight);
             flight.land();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(max_entries: usize) -> QueryCache<u64, u64> {
+        let mut spec = CacheSpec::new("cache::tests", &["cache_tests"], Duration::from_secs(60));
+        spec.max_entries = max_entries;
+        QueryCache::new(&spec)
+    }
+
+    fn lookup(cache: &QueryCache<u64, u64>, key: u64) -> bool {
+        match cache.get_or_begin(&key, |k| *k == key, || key) {
+            Ok(_) => true,
+            Err(ticket) => {
+                ticket.store(key * 10);
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn eviction_spares_entries_hit_recently_even_when_not_moved() {
+        // 64 entries: one shard, entries move on a hit once 16 others have
+        // been placed since they were.
+        let cache = cache(64);
+        assert_eq!(cache.shards.len(), 1);
+        for key in 0..64 {
+            assert!(!lookup(&cache, key));
+        }
+        assert!(
+            lookup(&cache, 0),
+            "the oldest entry, hit: moved to the front"
+        );
+        assert!(lookup(&cache, 60), "a recent entry, hit: left where it is");
+        for key in 100..103 {
+            assert!(!lookup(&cache, key)); // evicts 1, 2, 3
+        }
+        assert!(lookup(&cache, 0), "kept: moved by its hit");
+        assert!(lookup(&cache, 60), "kept: near the front all along");
+        assert!(!lookup(&cache, 1), "evicted: the least recently used");
+        assert_eq!(cache.stats().entries, 64);
     }
 }

@@ -6,8 +6,10 @@
 
 use serde::Serialize;
 
-/// Counters of one shard; summed into [`CacheStats`] on demand.
+/// Counters of one shard; summed into [`CacheStats`] on demand. `hits`
+/// first: a hit writes only it (see the shard's layout).
 #[derive(Debug, Default, Clone, Copy)]
+#[repr(C)]
 pub(crate) struct Counters {
     pub hits: u64,
     pub misses: u64,
