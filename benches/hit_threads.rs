@@ -54,8 +54,11 @@ impl Keys {
     }
 }
 
+/// One hit of one variant, given the key's arguments.
+type Hit<'a> = &'a (dyn Fn(u64, &str) + Sync);
+
 /// Each thread runs `iters` hits; returns the wall time of the slowest.
-fn run(keys: Keys, iters: u64, names: &[String], hit: &(dyn Fn(u64, &str) + Sync)) -> Duration {
+fn run(keys: Keys, iters: u64, names: &[String], hit: Hit<'_>) -> Duration {
     let threads = keys.threads();
     let start = Barrier::new(threads);
     let times: Vec<Duration> = std::thread::scope(|scope| {
@@ -103,7 +106,7 @@ fn hit_threads(c: &mut Criterion) {
     for (i, name) in names.iter().enumerate() {
         dbkit_profile_b(i as u64, name);
     }
-    let variants: [(&str, &(dyn Fn(u64, &str) + Sync)); 7] = [
+    let variants: [(&str, Hit<'_>); 7] = [
         // The machine's own ceiling: the clone every hit ends with, and no
         // cache. No variant can scale better than this does.
         ("no cache: clone the value", &|id, _| {
