@@ -15,7 +15,6 @@ use diesel::prelude::*;
 
 #[cfg(feature = "postgres")]
 #[path = "../tests/common/postgres.rs"]
-#[allow(dead_code)]
 mod postgres;
 
 diesel::table! {
