@@ -35,19 +35,22 @@ fn shard(id: u64) -> &'static Shard {
 pub(super) fn record(shape: &Arc<Shape>, elapsed: Duration, failed: bool) {
     let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
     let mut map = shard(shape.id).lock();
-    if !map.contains_key(&shape.id) {
-        let cap = settings::max_shapes().div_ceil(SHARDS).max(1);
-        if map.len() >= cap {
-            drop_least_called(&mut map, cap);
+    let figures = match map.get_mut(&shape.id) {
+        Some(figures) => figures,
+        None => {
+            let cap = settings::max_shapes().div_ceil(SHARDS).max(1);
+            if map.len() >= cap {
+                drop_least_called(&mut map, cap);
+            }
+            map.entry(shape.id).or_insert(Figures {
+                shape: Arc::clone(shape),
+                calls: 0,
+                errors: 0,
+                total_ns: 0,
+                max_ns: 0,
+            })
         }
-    }
-    let figures = map.entry(shape.id).or_insert_with(|| Figures {
-        shape: Arc::clone(shape),
-        calls: 0,
-        errors: 0,
-        total_ns: 0,
-        max_ns: 0,
-    });
+    };
     figures.calls += 1;
     figures.errors += u64::from(failed);
     figures.total_ns = figures.total_ns.saturating_add(ns);
