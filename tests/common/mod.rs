@@ -5,6 +5,7 @@ pub mod freshness;
 pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
