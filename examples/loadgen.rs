@@ -93,7 +93,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     config.max_overflow = 4;
     eprintln!("loadgen: seeding {} users...", settings.users);
     let pool = app::open(&config, settings.users)?;
-    let addr = serve(pool)?;
+    let addr = app::serve_in_background("127.0.0.1:0", pool, None)?;
 
     let zipf = Zipf::new(settings.users as usize, settings.zipf);
     let mut rows = Vec::new();
@@ -165,28 +165,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// Statements the database has run so far.
 fn statements() -> u64 {
     dbkit::report().queries.iter().map(|q| q.calls).sum()
-}
-
-fn serve(pool: dbkit::Pool<app::AnyConnection>) -> std::io::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    std::thread::spawn(move || {
-        runtime.block_on(async {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => {
-                    if let Err(e) = axum::serve(listener, app::router(pool, None)).await {
-                        eprintln!("loadgen: service stopped: {e}");
-                    }
-                }
-                Err(e) => eprintln!("loadgen: cannot listen: {e}"),
-            }
-        })
-    });
-    Ok(addr)
 }
 
 struct Run {

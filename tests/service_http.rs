@@ -26,23 +26,8 @@ fn service() -> SocketAddr {
         config.size = 2;
         config.max_overflow = 2;
         let pool = app::open(&config, 50).expect("open the service's database");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app::router(pool, Some(TOKEN.into())))
-                    .await
-                    .unwrap();
-            });
-        });
-        addr
+        app::serve_in_background("127.0.0.1:0", pool, Some(TOKEN.into()))
+            .expect("serve on loopback")
     })
 }
 

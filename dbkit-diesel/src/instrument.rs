@@ -305,7 +305,15 @@ impl Instrument {
 
 /// Whether dbkit's instrumentation is installed on `conn`.
 pub fn is_instrumented<C: Connection>(conn: &mut C) -> bool {
-    conn.instrumentation().as_any().is::<DbkitInstrumentation>()
+    dbkit_instrumentation(conn).is_some()
+}
+
+/// dbkit's instrumentation of `conn`, if installed.
+pub(crate) fn dbkit_instrumentation<C: Connection>(
+    conn: &mut C,
+) -> Option<&mut DbkitInstrumentation> {
+    conn.instrumentation()
+        .downcast_mut::<DbkitInstrumentation>()
 }
 
 /// Installs dbkit's instrumentation on a connection established by hand, so

@@ -21,7 +21,7 @@ use diesel::r2d2::{
 use diesel::Connection;
 use serde::Serialize;
 
-use crate::instrument::{is_instrumented, DbkitInstrumentation, Instrument};
+use crate::instrument::{dbkit_instrumentation, is_instrumented, Instrument};
 
 /// Makes the instrumentation of each new connection that dbkit's wraps.
 type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
@@ -46,8 +46,6 @@ type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + 
 pub struct Pool<C: R2D2Connection + 'static> {
     inner: r2d2::Pool<ConnectionManager<C>>,
     tracker: Arc<PoolTracker>,
-    /// The name again, shared with each session's statements.
-    name: Arc<str>,
     timeout: Duration,
 }
 
@@ -56,7 +54,6 @@ impl<C: R2D2Connection + 'static> Clone for Pool<C> {
         Pool {
             inner: self.inner.clone(),
             tracker: Arc::clone(&self.tracker),
-            name: Arc::clone(&self.name),
             timeout: self.timeout,
         }
     }
@@ -155,12 +152,9 @@ impl<C: R2D2Connection + 'static> Pool<C> {
         label: Option<&'static str>,
         location: &'static Location<'static>,
     ) -> Session<C> {
-        if let Some(instrumentation) = conn
-            .instrumentation()
-            .downcast_mut::<DbkitInstrumentation>()
-        {
+        if let Some(instrumentation) = dbkit_instrumentation(&mut *conn) {
             instrumentation.begin_session(SessionScope {
-                pool: Arc::clone(&self.name),
+                pool: self.tracker.shared_name(),
                 session: token.id(),
                 label,
                 location,
@@ -168,7 +162,7 @@ impl<C: R2D2Connection + 'static> Pool<C> {
         }
         let span = tracing::debug_span!(
             "db_session",
-            pool = %self.name,
+            pool = %self.tracker.name(),
             session = token.id(),
             label = label.unwrap_or_default(),
             location = %location,
@@ -341,11 +335,7 @@ impl<C: R2D2Connection + 'static> Drop for Session<C> {
     fn drop(&mut self) {
         let panicking = self.after_panic || std::thread::panicking();
         roll_back_open_transaction(&mut *self.conn, &self.token, panicking);
-        if let Some(instrumentation) = self
-            .conn
-            .instrumentation()
-            .downcast_mut::<DbkitInstrumentation>()
-        {
+        if let Some(instrumentation) = dbkit_instrumentation(&mut *self.conn) {
             instrumentation.end_session();
         }
     }
@@ -630,7 +620,6 @@ impl<C: R2D2Connection + 'static> Builder<C> {
         Ok(Pool {
             inner,
             tracker,
-            name: name.into(),
             timeout: self.connection_timeout,
         })
     }

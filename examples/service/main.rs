@@ -54,13 +54,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => None,
     })?;
     let pool = app::open(&config, seed_users)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&bind).await?;
-        eprintln!("service: listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, app::router(pool, token)).await
-    })?;
-    Ok(())
+    let addr = app::serve_in_background(&bind, pool, token)?;
+    eprintln!("service: listening on http://{addr}");
+    loop {
+        std::thread::park(); // the server thread serves until the process ends
+    }
 }

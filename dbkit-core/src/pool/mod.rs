@@ -72,7 +72,8 @@ impl TrackerConfig {
 /// The registry and figures of one pool.
 pub struct PoolTracker {
     id: u64,
-    name: String,
+    /// Shared with each session's statements (slow-query log, N+1).
+    name: Arc<str>,
     max_size: u32,
     min_idle: u32,
     leak_threshold: Option<Duration>,
@@ -121,7 +122,7 @@ impl PoolTracker {
         let tracker = Arc::new(PoolTracker {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             breaker: Breaker::new(&config.name, config.breaker),
-            name: config.name,
+            name: config.name.into(),
             max_size: config.max_size,
             min_idle: config.min_idle,
             leak_threshold: config.leak_threshold,
@@ -146,6 +147,11 @@ impl PoolTracker {
         &self.name
     }
 
+    /// The name, shared: what a session hands its connection's statements.
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// The first step of a checkout: fails at once when the breaker is open,
     /// or when this thread already holds a connection of the pool and
     /// `has_room()` says none is free (the checkout would wait for itself).
@@ -164,7 +170,7 @@ impl PoolTracker {
         let permit = self.breaker.admit().map_err(|refusal| {
             self.refused.fetch_add(1, Ordering::Relaxed);
             Error::CircuitOpen {
-                pool: self.name.clone(),
+                pool: self.name.to_string(),
                 failures: refusal.failures,
                 retry_in: refusal.retry_in,
                 last_error: refusal.last_error,
@@ -173,7 +179,7 @@ impl PoolTracker {
         if let Some(held) = sessions::held_by_current_thread(self) {
             self.nested.fetch_add(1, Ordering::Relaxed);
             let nested = NestedCheckout {
-                pool: self.name.clone(),
+                pool: self.name.to_string(),
                 held,
                 requested_at: location.to_string(),
                 requested_by: label.map_or_else(|| location.to_string(), str::to_owned),
@@ -266,7 +272,7 @@ impl PoolTracker {
         };
         let connections = self.connections.load(Ordering::Relaxed);
         PoolReport {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             max_size: self.max_size,
             min_idle: self.min_idle,
             connections,
@@ -347,7 +353,7 @@ impl Admission<'_> {
                 .probe_failed(connect_error.as_deref().unwrap_or("no connection in time"));
         }
         let timeout = PoolTimeout {
-            pool: tracker.name.clone(),
+            pool: tracker.name.to_string(),
             waited,
             max_size: tracker.max_size,
             requested_at: self.location.to_string(),

@@ -43,6 +43,33 @@ pub fn router(pool: dbkit::Pool<AnyConnection>, admin_token: Option<String>) -> 
         .with_state(AppState { pool, admin_token })
 }
 
+/// Serves the routes on `bind` (`127.0.0.1:0` for a free port) from a
+/// thread of its own; returns the address it listens on.
+pub fn serve_in_background(
+    bind: &str,
+    pool: dbkit::Pool<AnyConnection>,
+    admin_token: Option<String>,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(bind)?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => axum::serve(listener, router(pool, admin_token)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
+                eprintln!("service stopped: {e}");
+            }
+        })
+    });
+    Ok(addr)
+}
+
 /// Runs blocking diesel work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
