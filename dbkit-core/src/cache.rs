@@ -77,9 +77,39 @@ struct Entry<K, V> {
     value: V,
     /// Table clock read before the query that produced `value` ran.
     stamp: u64,
-    expires_ms: u64,
-    /// The shard's `turnover` when the entry was inserted or last moved.
-    placed: u64,
+    /// When it expires, and when it was last placed at the LRU's front.
+    expiry: Expiry,
+}
+
+/// An entry's expiry time and its place in the shard's turnover, in one
+/// word (8 bytes less per entry): the low 42 bits are the expiry in
+/// milliseconds on the TTL clock (139 years), the high 22 bits the shard's
+/// `turnover` when the entry was last placed, modulo 2^22.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Expiry(u64);
+
+const EXPIRES_BITS: u32 = 42;
+const EXPIRES_MASK: u64 = (1 << EXPIRES_BITS) - 1;
+const PLACED_MASK: u64 = (1 << (64 - EXPIRES_BITS)) - 1;
+/// `promote_after` stays well inside what 22 bits of turnover can tell apart.
+const MAX_PROMOTE_AFTER: u64 = PLACED_MASK / 4;
+
+impl Expiry {
+    #[inline]
+    fn new(expires_ms: u64, placed: u64) -> Self {
+        Expiry(expires_ms.min(EXPIRES_MASK) | (placed & PLACED_MASK) << EXPIRES_BITS)
+    }
+
+    #[inline]
+    fn expires_ms(self) -> u64 {
+        self.0 & EXPIRES_MASK
+    }
+
+    /// Turnovers since the entry was placed (modulo 2^22).
+    #[inline]
+    fn placed_since(self, turnover: u64) -> u64 {
+        turnover.wrapping_sub(self.0 >> EXPIRES_BITS) & PLACED_MASK
+    }
 }
 
 /// The hasher a call's key arguments are fed to (seeded per cache).
@@ -222,7 +252,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                         flights: Vec::new(),
                         counters: Counters::default(),
                         turnover: 0,
-                        promote_after: (per_shard.get() as u64 / 4).max(1),
+                        promote_after: (per_shard.get() as u64 / 4).clamp(1, MAX_PROMOTE_AFTER),
                     }))
                 })
                 .collect(),
@@ -293,14 +323,14 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
             let s = &mut *guard;
             if let Some(entry) = s.lru.peek_mut(&hash) {
                 if matches(&entry.key) {
-                    if entry.expires_ms <= now_ms {
+                    if entry.expiry.expires_ms() <= now_ms {
                         s.counters.expired += 1;
                         s.lru.pop(&hash);
                     } else if tables::fresh(&self.deps, entry.stamp) {
                         let value = entry.value.clone();
                         s.counters.hits += 1;
-                        if s.turnover - entry.placed > s.promote_after {
-                            entry.placed = s.turnover;
+                        if entry.expiry.placed_since(s.turnover) > s.promote_after {
+                            entry.expiry = Expiry::new(entry.expiry.expires_ms(), s.turnover);
                             s.turnover += 1;
                             s.lru.promote(&hash);
                         }
@@ -507,8 +537,7 @@ impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
                 key,
                 value,
                 stamp: self.stamp,
-                expires_ms: self.expires_ms,
-                placed: s.turnover,
+                expiry: Expiry::new(self.expires_ms, s.turnover),
             };
             s.turnover += 1;
             if let Some((evicted, _)) = s.lru.push(self.hash, entry) {
@@ -555,6 +584,21 @@ mod tests {
                 false
             }
         }
+    }
+
+    #[test]
+    fn expiry_and_placement_share_a_word() {
+        let expiry = Expiry::new(1_700_000_000_123, 5);
+        assert_eq!(expiry.expires_ms(), 1_700_000_000_123);
+        assert_eq!(expiry.placed_since(5), 0);
+        assert_eq!(expiry.placed_since(105), 100);
+        // Turnover past 2^22 wraps; distances stay right across the wrap.
+        let late = Expiry::new(7, PLACED_MASK);
+        assert_eq!(late.placed_since(PLACED_MASK + 10), 10);
+        assert_eq!(late.expires_ms(), 7);
+        // A ttl beyond 139 years saturates instead of spilling into placement.
+        assert_eq!(Expiry::new(u64::MAX, 3).expires_ms(), EXPIRES_MASK);
+        assert_eq!(Expiry::new(u64::MAX, 3).placed_since(3), 0);
     }
 
     #[test]
