@@ -148,6 +148,9 @@ pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
 pub use dbkit_core::{Error, NestedCheckout, PoolTimeout};
+pub use dbkit_core::remote::RedisReport;
+#[cfg(feature = "redis")]
+pub use dbkit_core::remote::{redis_tier_installed, remove_redis, set_redis, RedisConfig};
 pub use dbkit_diesel::{
     default_pool, instrument, is_instrumented, set_default_pool, Builder as PoolBuilder, Health,
     Instrument, InstrumentConnections, Pool, PoolSource, Session,
@@ -229,6 +232,10 @@ pub mod __private {
     pub use dbkit_core::cache::{QueryCache, Ticket};
     pub use dbkit_core::keys::{CacheKey, CacheValue, CachedResult};
     pub use dbkit_core::registry::LazyCache;
+    #[cfg(feature = "redis")]
+    pub use dbkit_core::remote::{
+        LazyRemoteCache, RemoteCache, RemoteKey, RemoteSpec, RemoteTicket, RemoteValue,
+    };
     pub use dbkit_core::session_error;
     pub use dbkit_diesel::diesel;
     pub use dbkit_diesel::{checkout_default, checkout_from};

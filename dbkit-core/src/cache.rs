@@ -472,12 +472,24 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
             evictions: counters.evictions,
             bypasses: counters.bypasses,
             coalesced: counters.coalesced,
+            redis: false,
+            l2_hits: 0,
+            l2_misses: 0,
+            l2_stale: 0,
+            l2_corrupt: 0,
+            l2_errors: 0,
+            l2_stores: 0,
         }
     }
 
     /// The spec this cache was built from.
     pub fn spec(&self) -> &CacheSpec {
         &self.spec
+    }
+
+    /// An entry's time to live, in milliseconds.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
     }
 }
 
@@ -504,6 +516,11 @@ impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
     /// Whether storing through this ticket does anything.
     pub fn is_bypass(&self) -> bool {
         self.cache.is_none()
+    }
+
+    /// The key the result will be stored under (`None` for a bypass).
+    pub fn key(&self) -> Option<&K> {
+        self.key.as_ref()
     }
 
     /// The `cached_query` span the query runs in: `cache = "miss"`, or

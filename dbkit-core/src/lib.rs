@@ -5,6 +5,7 @@
 //! expands to.
 #![warn(missing_docs)]
 
+mod breaker;
 pub mod cache;
 mod error;
 mod flight;
@@ -12,6 +13,7 @@ pub mod guard;
 pub mod keys;
 pub mod pool;
 pub mod queries;
+pub mod remote;
 pub mod registry;
 pub mod report;
 pub mod stats;

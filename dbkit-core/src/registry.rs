@@ -23,6 +23,11 @@ fn handles() -> &'static Mutex<Vec<&'static dyn CacheHandle>> {
     &HANDLES
 }
 
+/// Adds a cached function to the registry (on its first call).
+pub(crate) fn register(handle: &'static dyn CacheHandle) {
+    handles().lock().push(handle);
+}
+
 /// Figures of every cached function called so far, by function path.
 pub fn cache_stats() -> Vec<CacheStats> {
     let handles: Vec<_> = handles().lock().clone();
@@ -101,7 +106,7 @@ where
         });
         if built {
             tracing::debug!(function = self.spec.function, tables = ?self.spec.tables, "cache created");
-            handles().lock().push(self);
+            register(self);
         }
         cache
     }

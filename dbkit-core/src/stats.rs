@@ -64,6 +64,21 @@ pub struct CacheStats {
     pub bypasses: u64,
     /// Calls that waited for another caller's identical query (single-flight).
     pub coalesced: u64,
+    /// Whether the function uses the Redis tier (`#[cached_query(redis)]`).
+    pub redis: bool,
+    /// L1 misses answered by Redis.
+    pub l2_hits: u64,
+    /// L1 misses Redis had no value for.
+    pub l2_misses: u64,
+    /// Values in Redis refused: a table's generation moved, or a write to
+    /// one was in flight.
+    pub l2_stale: u64,
+    /// Values in Redis that did not decode (corrupt, or another type): misses.
+    pub l2_corrupt: u64,
+    /// L2 lookups and stores that fell back because Redis did not answer.
+    pub l2_errors: u64,
+    /// Results stored in Redis.
+    pub l2_stores: u64,
 }
 
 impl CacheStats {

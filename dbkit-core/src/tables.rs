@@ -143,12 +143,16 @@ pub fn table(name: &str) -> &'static TableState {
 ///
 /// Writes through an instrumented diesel connection do this by themselves;
 /// call it for changes dbkit cannot see (another program, a raw driver).
+/// With the Redis tier installed it also bumps the table's shared
+/// generation and tells the other processes.
 ///
 /// ```
 /// dbkit_core::tables::invalidate_table("users");
 /// ```
 pub fn invalidate_table(name: &str) {
-    table(name).invalidate();
+    let t = table(name);
+    t.invalidate();
+    crate::remote::on_commit(&[t], false);
 }
 
 /// The pseudo-table standing for "every table" (a placeholder where a table
@@ -163,9 +167,28 @@ pub fn every_table() -> &'static [&'static TableState] {
     &EVERY
 }
 
-/// Makes every cached result of the process stale. O(1).
+/// Makes every cached result of the process stale (and, with the Redis
+/// tier, of every process sharing it). O(1).
 pub fn invalidate_all() {
     ALL.invalidate();
+    crate::remote::on_commit(every_table(), false);
+}
+
+/// Refuses every cached result until [`release_every_table`]: the Redis
+/// tier's invalidation bus is down, so writes of other processes may go
+/// unseen. Nothing is served from or stored in L1 meanwhile. Costs the hit
+/// path nothing: it is a write in flight on the table every entry depends on.
+#[cfg(feature = "redis")]
+pub(crate) fn hold_every_table() {
+    ALL.in_flight.fetch_add(1, SeqCst);
+}
+
+/// Ends a [`hold_every_table`]. Entries stored before the hold are refused
+/// too: invalidations may have been missed while it lasted.
+#[cfg(feature = "redis")]
+pub(crate) fn release_every_table() {
+    ALL.invalidate();
+    ALL.in_flight.fetch_sub(1, SeqCst);
 }
 
 /// A write that has started and not yet completed: its tables refuse every
@@ -234,6 +257,7 @@ impl WriteMark {
     /// an empty slice means "tables unknown", as in [`begin_write`].
     pub fn extend(&mut self, more: &[&'static TableState]) {
         let more = if more.is_empty() { every_table() } else { more };
+        let had = self.tables.as_slice().len();
         for t in more {
             if !self
                 .tables
@@ -245,12 +269,22 @@ impl WriteMark {
                 self.tables.push(t);
             }
         }
+        let added = &self.tables.as_slice()[had..];
+        if !added.is_empty() {
+            crate::remote::on_mark(added);
+        }
     }
 
-    /// The write committed: bump its tables, then release the marks.
+    /// The write committed: bump its tables, then release the marks (in
+    /// Redis too, with the tier: generations bumped, marks released and the
+    /// tables published, in one round trip).
     pub fn commit(mut self) {
-        for t in self.tables.as_slice() {
+        let tables = self.tables.as_slice();
+        for t in tables {
             t.invalidate();
+        }
+        if !tables.is_empty() {
+            crate::remote::on_commit(tables, true);
         }
         self.release();
     }
@@ -265,6 +299,11 @@ impl WriteMark {
 
 impl Drop for WriteMark {
     fn drop(&mut self) {
+        let tables = self.tables.as_slice();
+        if !tables.is_empty() {
+            // Not committed: rolled back, failed or abandoned.
+            crate::remote::on_release(tables);
+        }
         self.release();
     }
 }

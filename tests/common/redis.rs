@@ -18,11 +18,21 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// A server that requires `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> RedisServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "dbkit-redis-{}-{}",
@@ -38,19 +48,52 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            password,
         };
         server.resume();
         server
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, with the password if there is one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// A client of the test's own, to look at and tamper with what dbkit
+    /// stored.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to the test's redis-server")
+    }
+
+    /// Freezes the server (SIGSTOP): it accepts connections and answers
+    /// nothing, as a hung or overloaded server does.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server run again.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the server is running");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal redis-server");
     }
 
     /// Kills the server, as a crash would.
     pub fn halt(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child process; a frozen one must
+            // be woken to die of SIGKILL promptly on every kernel.
+            unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -63,6 +106,11 @@ impl RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
+            )
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -101,15 +149,33 @@ impl RedisServer {
     pub fn inline(&self, command: &str) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        while !reply.ends_with(b"\r\n") {
-            stream.read_exact(&mut byte).ok()?;
-            reply.push(byte[0]);
+        if let Some(password) = &self.password {
+            stream.write_all(format!("AUTH {password}\r\n").as_bytes()).ok()?;
+            read_line(&mut stream)?;
         }
-        reply.truncate(reply.len() - 2);
-        String::from_utf8(reply).ok()
+        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        read_line(&mut stream)
+    }
+}
+
+fn read_line(stream: &mut TcpStream) -> Option<String> {
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).ok()?;
+        reply.push(byte[0]);
+    }
+    reply.truncate(reply.len() - 2);
+    String::from_utf8(reply).ok()
+}
+
+impl RedisServer {
+    /// Waits until dbkit's invalidation bus is subscribed (so L1 serves).
+    #[allow(dead_code)]
+    pub fn wait_for_bus(&self) {
+        super::wait_until("the Redis invalidation bus is subscribed", || {
+            dbkit::report().redis.is_some_and(|r| r.bus_subscribed)
+        });
     }
 }
 

@@ -13,7 +13,6 @@
 //! [`record_wait`](PoolTracker::record_wait).
 
 mod advice;
-mod breaker;
 mod config;
 mod leak;
 mod sessions;
@@ -28,12 +27,12 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 pub use advice::{advise, Advice, Verdict};
-pub use breaker::{BreakerConfig, BreakerState};
+pub use crate::breaker::{BreakerConfig, BreakerState};
 pub use config::PoolConfig;
 pub use sessions::{SessionInfo, SessionToken};
 
 use crate::error::{Error, NestedCheckout, PoolTimeout};
-use breaker::{Breaker, Permit};
+use crate::breaker::{Breaker, Guarded, Permit};
 use sessions::Slab;
 
 /// What a [`PoolTracker`] needs to know of its pool.
@@ -121,7 +120,7 @@ impl PoolTracker {
         static IDS: AtomicU64 = AtomicU64::new(1);
         let tracker = Arc::new(PoolTracker {
             id: IDS.fetch_add(1, Ordering::Relaxed),
-            breaker: Breaker::new(&config.name, config.breaker),
+            breaker: Breaker::new(&config.name, Guarded::Database, config.breaker),
             name: config.name.into(),
             max_size: config.max_size,
             min_idle: config.min_idle,

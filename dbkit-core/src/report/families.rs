@@ -100,6 +100,97 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
         Counter,
         cache(&|c| c.coalesced as f64),
     );
+    let l2 = |value: &dyn Fn(&crate::stats::CacheStats) -> u64| {
+        report
+            .caches
+            .iter()
+            .filter(|c| c.redis)
+            .map(|c| Sample {
+                labels: vec![("function", c.function.clone())],
+                value: value(c) as f64,
+            })
+            .collect::<Vec<_>>()
+    };
+    family(
+        "dbkit_cache_l2_hits_total",
+        "L1 misses answered by Redis.",
+        Counter,
+        l2(&|c| c.l2_hits),
+    );
+    family(
+        "dbkit_cache_l2_misses_total",
+        "L1 misses Redis had no value for.",
+        Counter,
+        l2(&|c| c.l2_misses),
+    );
+    family(
+        "dbkit_cache_l2_stale_total",
+        "Values in Redis refused because a table's generation moved or a write was in flight.",
+        Counter,
+        l2(&|c| c.l2_stale),
+    );
+    family(
+        "dbkit_cache_l2_corrupt_total",
+        "Values in Redis that did not decode, treated as misses.",
+        Counter,
+        l2(&|c| c.l2_corrupt),
+    );
+    family(
+        "dbkit_cache_l2_errors_total",
+        "L2 lookups and stores that fell back because Redis did not answer.",
+        Counter,
+        l2(&|c| c.l2_errors),
+    );
+    family(
+        "dbkit_cache_l2_stores_total",
+        "Results stored in Redis.",
+        Counter,
+        l2(&|c| c.l2_stores),
+    );
+    if let Some(redis) = &report.redis {
+        let one = |value: f64| {
+            vec![Sample {
+                labels: vec![("redis", redis.url.clone())],
+                value,
+            }]
+        };
+        family(
+            "dbkit_redis_bus_subscribed",
+            "1 while the invalidation bus is subscribed; L1 is not served while it is 0.",
+            Gauge,
+            one(f64::from(u8::from(redis.bus_subscribed))),
+        );
+        family(
+            "dbkit_redis_failures_total",
+            "Redis commands that failed and fell back.",
+            Counter,
+            one(redis.failures as f64),
+        );
+        family(
+            "dbkit_redis_short_circuited_total",
+            "Redis calls not sent because the breaker was open.",
+            Counter,
+            one(redis.short_circuited as f64),
+        );
+        family(
+            "dbkit_redis_invalidations_published_total",
+            "Invalidation messages published.",
+            Counter,
+            one(redis.invalidations_published as f64),
+        );
+        family(
+            "dbkit_redis_invalidations_received_total",
+            "Invalidation messages from other processes applied.",
+            Counter,
+            one(redis.invalidations_received as f64),
+        );
+        family(
+            "dbkit_redis_pending_invalidations",
+            "Table invalidations that have not reached Redis yet.",
+            Gauge,
+            one(redis.pending_invalidations as f64),
+        );
+    }
     family(
         "dbkit_cache_entries",
         "Entries held now.",

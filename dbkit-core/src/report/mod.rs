@@ -13,6 +13,7 @@ use crate::guard;
 use crate::pool::{self, Advice, PoolReport, SessionInfo};
 use crate::queries::{self, NPlusOne, QueryStats, SlowQuery};
 use crate::registry;
+use crate::remote::{self, RedisReport};
 use crate::stats::CacheStats;
 use crate::tables::{self, TableStats};
 
@@ -54,6 +55,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// What the pool figures say about their size, in words.
     pub advice: Vec<Advice>,
+    /// The Redis tier, if one is installed (feature `redis`).
+    pub redis: Option<RedisReport>,
 }
 
 /// Takes the snapshot.
@@ -63,7 +66,13 @@ pub fn report() -> Report {
     sessions.sort_by_key(|s| std::cmp::Reverse(s.held_ms));
     let (queries, query_shapes_dropped) = queries::query_stats();
     let advice = pools.iter().flat_map(pool::advise).collect();
-    let warnings = warnings::warnings(&pools, &guard::undeclared_reads(), query_shapes_dropped);
+    let redis = remote::report();
+    let warnings = warnings::warnings(
+        &pools,
+        &guard::undeclared_reads(),
+        query_shapes_dropped,
+        redis.as_ref(),
+    );
     Report {
         caches: registry::cache_stats(),
         tables: tables::table_stats(),
@@ -77,6 +86,7 @@ pub fn report() -> Report {
         n_plus_one_total: queries::n_plus_one_count(),
         warnings,
         advice,
+        redis,
     }
 }
 

@@ -1,11 +1,13 @@
 //! What looks wrong now, in words a person acts on.
 
 use crate::pool::{BreakerState, PoolReport};
+use crate::remote::RedisReport;
 
 pub(super) fn warnings(
     pools: &[PoolReport],
     undeclared: &[(String, String)],
     shapes_dropped: u64,
+    redis: Option<&RedisReport>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for pool in pools {
@@ -42,6 +44,29 @@ pub(super) fn warnings(
             "query statistics dropped {shapes_dropped} least-called statement shapes to stay \
              within `max_shapes`; raise it to keep them all"
         ));
+    }
+    if let Some(redis) = redis {
+        if !redis.bus_subscribed {
+            out.push(format!(
+                "Redis `{}`: the invalidation bus is not subscribed; L1 entries are not served \
+                 until it is back (writes of other processes could go unseen)",
+                redis.url
+            ));
+        }
+        if let BreakerState::Open { last_error, .. } = &redis.breaker {
+            out.push(format!(
+                "Redis `{}`: the circuit breaker is open (last error: {last_error}); calls use \
+                 L1 and the database only",
+                redis.url
+            ));
+        }
+        if redis.pending_invalidations > 0 {
+            out.push(format!(
+                "Redis `{}`: {} table invalidations have not reached Redis yet; other processes \
+                 may serve those tables stale from their L2 until it answers",
+                redis.url, redis.pending_invalidations
+            ));
+        }
     }
     out
 }

@@ -99,10 +99,20 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
         Output::Result { .. } => quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::Ok),
         Output::Option { .. } | Output::Plain { .. } => quote!(#ret),
     };
+    // With `redis`, the same steps go through the L1+L2 types.
+    let (lazy, cache_ty, ticket_ty) = if options.redis.is_some() {
+        (
+            quote!(LazyRemoteCache),
+            quote!(RemoteCache),
+            quote!(RemoteTicket),
+        )
+    } else {
+        (quote!(LazyCache), quote!(QueryCache), quote!(Ticket))
+    };
     // Reaching the cache requires a storable value: reported at the return type.
-    let cache = quote_spanned!(ret.span()=> #at_ret::LazyCache::get(&__DBKIT_CACHE));
-    let lookup = quote_spanned!(ret.span()=> #at_ret::QueryCache::get_or_begin_with);
-    let store_fn = quote_spanned!(ret.span()=> #at_ret::Ticket::store);
+    let cache = quote_spanned!(ret.span()=> #at_ret::#lazy::get(&__DBKIT_CACHE));
+    let lookup = quote_spanned!(ret.span()=> #at_ret::#cache_ty::get_or_begin_with);
+    let store_fn = quote_spanned!(ret.span()=> #at_ret::#ticket_ty::store);
     let hit = match &signature.output {
         Output::Result { .. } => {
             quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::from_ok(__dbkit_hit))
@@ -151,20 +161,53 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
     }
     let args = signature.params.iter().map(|p| &p.ident);
 
+    let spec = quote! {
+        #private::CacheSpec {
+            function: ::core::concat!(::core::module_path!(), "::", #name),
+            tables: &[#(#tables),*],
+            ttl: ::core::time::Duration::from_millis(#ttl_ms),
+            max_entries: #max_entries,
+            single_flight: #single_flight,
+        }
+    };
+    let cache_static = match options.redis {
+        None => quote! {
+            static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*), #value_ty> =
+                #private::LazyCache::new(#spec);
+        },
+        Some(redis) => {
+            let signature = signature_hash(sig);
+            // Each argument and the value checked on its own token, so a
+            // type serde cannot handle is reported where it is written.
+            let key_checks = keyed.iter().map(|(_, ty, _)| {
+                let key = key_trait(ty);
+                quote_spanned!(ty.span()=> __dbkit_remote_key::<#key::Owned>();)
+            });
+            let at_redis = respan(&private, redis);
+            quote! {
+                static __DBKIT_CACHE: #private::LazyRemoteCache<(#(#key_types,)*), #value_ty> =
+                    #private::LazyRemoteCache::new(#spec, #private::RemoteSpec {
+                        signature: #signature,
+                        version: ::core::env!("CARGO_PKG_VERSION"),
+                    });
+                #[allow(dead_code)]
+                fn __dbkit_remote_checks() {
+                    fn __dbkit_remote_key<T: ?::core::marker::Sized + #private::RemoteKey>() {}
+                    fn __dbkit_remote_value<T: #at_redis::RemoteValue>() {}
+                    #(#key_checks)*
+                    __dbkit_remote_value::<#value_ty>();
+                }
+            }
+        }
+    };
+
     quote! {
         #(#attrs)*
         #vis #outer_sig {
             #[inline]
             #inner_sig #block
 
-            static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*), #value_ty> =
-                #private::LazyCache::new(#private::CacheSpec {
-                    function: ::core::concat!(::core::module_path!(), "::", #name),
-                    tables: &[#(#tables),*],
-                    ttl: ::core::time::Duration::from_millis(#ttl_ms),
-                    max_entries: #max_entries,
-                    single_flight: #single_flight,
-                });
+            #cache_static
 
             let __dbkit_cache = #cache;
             let __dbkit_ticket = match #lookup(
@@ -176,7 +219,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
                 ::core::result::Result::Ok(__dbkit_hit) => return #hit,
                 ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
             };
-            let __dbkit_span = #private::Ticket::span(&__dbkit_ticket);
+            let __dbkit_span = #private::#ticket_ty::span(&__dbkit_ticket);
             let __dbkit_entered = __dbkit_span.enter();
             let __dbkit_output = __dbkit_query(#(#args),*);
             ::core::mem::drop(__dbkit_entered);
@@ -184,6 +227,18 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             __dbkit_output
         }
     }
+}
+
+/// A hash of the signature as written (argument names and types, return
+/// type): part of the Redis key, so changed code never reads old values.
+/// FNV-1a, stable across compiler versions and runs.
+fn signature_hash(sig: &syn::Signature) -> u64 {
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let text = quote!((#inputs) #output).to_string();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Removes `#[dbkit(...)]` parameter markers, which only this macro reads.

@@ -18,6 +18,7 @@ const OPTIONS: &[&str] = &[
     "max_entries",
     "single_flight",
     "cache_none",
+    "redis",
     "crate",
 ];
 
@@ -33,6 +34,8 @@ pub(crate) struct Options {
     pub single_flight: bool,
     /// `cache_none = false`, with its span for errors about the return type.
     pub skip_none: Option<Span>,
+    /// `redis` (or `redis = true`): Redis as L2, with the option's span.
+    pub redis: Option<Span>,
     pub krate: syn::Path,
 }
 
@@ -51,6 +54,7 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
     let mut max_entries = None;
     let mut single_flight = None;
     let mut skip_none = None;
+    let mut redis = None;
     let mut krate = None;
     let seen: Vec<String> = screened
         .options
@@ -60,6 +64,10 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
 
     for opt in screened.options {
         let name = opt.name.to_string();
+        if name == "redis" {
+            redis = parse_redis(&opt.name, opt.value.as_ref(), cx);
+            continue;
+        }
         let Some(value) = opt.value else {
             cx.error_spanned_by(
                 &opt.name,
@@ -103,8 +111,29 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Options> {
         max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
         single_flight: single_flight.unwrap_or(true),
         skip_none,
+        redis,
         krate: krate.unwrap_or_else(|| syn::parse_quote!(::dbkit)),
     })
+}
+
+/// `redis` alone or `redis = true|false`; only with dbkit's `redis` feature.
+fn parse_redis(name: &syn::Ident, value: Option<&Expr>, cx: &mut Ctxt) -> Option<Span> {
+    let on = match value {
+        None => true,
+        Some(value) => parse_bool("redis", value, cx)?,
+    };
+    if !on {
+        return None;
+    }
+    if cfg!(feature = "redis") {
+        Some(name.span())
+    } else {
+        cx.error_spanned_by(
+            name,
+            "`redis` needs dbkit's `redis` feature: `dbkit = { version = \"...\", features = [\"redis\"] }` in Cargo.toml",
+        );
+        None
+    }
 }
 
 fn example(name: &str) -> &'static str {

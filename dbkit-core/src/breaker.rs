@@ -1,10 +1,10 @@
-//! The circuit breaker of a pool: after a run of failed connection
-//! attempts, checkouts fail at once instead of each waiting out the timeout.
+//! The circuit breaker of a pool or of the Redis tier: after a run of
+//! failures, calls fail at once instead of each waiting out the timeout.
 //!
 //! Closed → (threshold failures in a row) → open → (cool-down passed) →
-//! half-open: one checkout is let through to try; a connection opened
-//! closes the breaker, another failure opens it again. The checkout path
-//! reads one atomic while the breaker is closed.
+//! half-open: one call is let through to try; a success closes the breaker,
+//! another failure opens it again. The call path reads one atomic while the
+//! breaker is closed.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -101,19 +101,48 @@ struct Inner {
     last_error: String,
 }
 
+/// What a breaker guards, for its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guarded {
+    /// A connection pool's database: calls are checkouts.
+    Database,
+    /// The Redis tier: calls are cache lookups and clock updates.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Redis,
+}
+
+impl Guarded {
+    fn calls(self) -> &'static str {
+        match self {
+            Guarded::Database => "checkouts",
+            Guarded::Redis => "Redis calls",
+        }
+    }
+
+    fn server(self) -> &'static str {
+        match self {
+            Guarded::Database => "the database",
+            Guarded::Redis => "Redis",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Breaker {
     config: BreakerConfig,
-    pool: String,
+    /// The pool's name or the Redis address, as logged.
+    name: String,
+    guarded: Guarded,
     state: AtomicU8,
     inner: Mutex<Inner>,
 }
 
 impl Breaker {
-    pub(crate) fn new(pool: &str, config: BreakerConfig) -> Self {
+    pub(crate) fn new(name: &str, guarded: Guarded, config: BreakerConfig) -> Self {
         Breaker {
             config,
-            pool: pool.to_owned(),
+            name: name.to_owned(),
+            guarded,
             state: AtomicU8::new(CLOSED),
             inner: Mutex::new(Inner::default()),
         }
@@ -131,7 +160,7 @@ impl Breaker {
                 let since = inner.opened_at.map_or(Duration::MAX, |t| t.elapsed());
                 if since >= self.config.cool_down {
                     self.state.store(HALF_OPEN, Ordering::Release);
-                    tracing::info!(pool = %self.pool, "circuit half-open: letting one checkout try the database");
+                    tracing::info!(breaker = %self.name, "circuit half-open: letting one call try {}", self.guarded.server());
                     Ok(Permit::Probe)
                 } else {
                     Err(Refusal {
@@ -168,11 +197,12 @@ impl Breaker {
             inner.opened_at = Some(Instant::now());
             self.state.store(OPEN, Ordering::Release);
             tracing::warn!(
-                pool = %self.pool,
+                breaker = %self.name,
                 failures = inner.failures,
                 cool_down_ms = self.config.cool_down.as_millis() as u64,
-                "circuit open: {} connection attempts in a row failed (last: {error}); checkouts fail at once for {:.1?}",
+                "circuit open: {} attempts in a row failed (last: {error}); {} fail at once for {:.1?}",
                 inner.failures,
+                self.guarded.calls(),
                 self.config.cool_down,
             );
         } else if state == OPEN {
@@ -194,7 +224,7 @@ impl Breaker {
         let mut inner = self.inner.lock();
         let was = self.state.swap(CLOSED, Ordering::AcqRel);
         if was != CLOSED {
-            tracing::info!(pool = %self.pool, failures = inner.failures, "circuit closed: the database accepts connections again");
+            tracing::info!(breaker = %self.name, failures = inner.failures, "circuit closed: {} answers again", self.guarded.server());
         }
         inner.failures = 0;
         inner.opened_at = None;
@@ -230,6 +260,7 @@ mod tests {
     fn breaker(threshold: u32, cool_down_ms: u64) -> Breaker {
         Breaker::new(
             "test",
+            Guarded::Database,
             BreakerConfig::new(threshold, Duration::from_millis(cool_down_ms)),
         )
     }
