@@ -1,1 +1,147 @@
-//! placeholder
+//! Contract 4 against a real `redis-server`: killed mid-run, then frozen
+//! (answers nothing), the tier costs callers no error and no stale result,
+//! counts what happened, logs it at most once per interval, and serves from
+//! Redis again once the server is back.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use common::{logs, stats_of, wait_until, TempDb};
+use dbkit::{cached_query, BreakerConfig, RedisConfig};
+use diesel::prelude::*;
+use tracing::Level;
+
+static TURN: Mutex<()> = Mutex::new(());
+
+diesel::table! {
+    people (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+#[cached_query(ttl = 60, tables = "people", redis, max_entries = 1)]
+fn name_of(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
+    people::table
+        .find(id)
+        .select(people::name)
+        .first(conn)
+        .optional()
+}
+
+fn setup(server: &RedisServer, prefix: &str) -> (TempDb, SqliteConnection, common::Statements) {
+    logs::capture();
+    let config = RedisConfig::new(server.url())
+        .prefix(prefix)
+        .command_timeout(Duration::from_millis(100))
+        .connect_timeout(Duration::from_millis(100))
+        .breaker(BreakerConfig::new(3, Duration::from_millis(300)));
+    dbkit::set_redis(config).expect("a valid URL");
+    server.wait_for_bus();
+    let db = TempDb::new(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO people VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger');",
+    );
+    let (mut conn, statements) = db.connect_instrumented(dbkit::Instrument::new());
+    name_of(&mut conn, 3).unwrap(); // starts the generations
+    (db, conn, statements)
+}
+
+/// Writes a new name for key 1, then reads it through the cache twice (the
+/// second time after key 2 evicted it from L1): both must see the write.
+fn round(conn: &mut SqliteConnection, n: usize) {
+    let name = format!("name-{n}");
+    diesel::update(people::table.find(1))
+        .set(people::name.eq(&name))
+        .execute(conn)
+        .expect("the database is up: the write succeeds");
+    let first = name_of(conn, 1).expect("no Redis failure reaches the caller");
+    name_of(conn, 2).expect("no Redis failure reaches the caller");
+    let again = name_of(conn, 1).expect("no Redis failure reaches the caller");
+    assert_eq!(first.as_deref(), Some(name.as_str()), "round {n}");
+    assert_eq!(again.as_deref(), Some(name.as_str()), "round {n}");
+}
+
+/// Waits until the bus is back and key 1 is answered by Redis again.
+fn wait_for_recovery(conn: &mut SqliteConnection, statements: &common::Statements) {
+    wait_until("the bus subscribed again", || {
+        dbkit::report().redis.is_some_and(|r| r.bus_subscribed)
+    });
+    let conn = std::cell::RefCell::new(conn);
+    wait_until("Redis answers a lookup again", || {
+        let conn = &mut **conn.borrow_mut();
+        name_of(conn, 1).unwrap();
+        name_of(conn, 2).unwrap();
+        let (_, ran) = statements.reached(|| name_of(conn, 1).unwrap());
+        !ran
+    });
+}
+
+#[test]
+fn a_server_killed_mid_run_costs_no_call_and_the_tier_recovers_after_restart() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = RedisServer::start();
+    let (_db, mut conn, statements) = setup(&server, "t-kill");
+    let hits_before = stats_of("::name_of").l2_hits;
+
+    for n in 0..60 {
+        if n == 20 {
+            server.halt();
+        }
+        if n == 40 {
+            server.resume();
+        }
+        round(&mut conn, n);
+    }
+    let during = dbkit::report().redis.expect("a tier is installed");
+    assert!(during.failures > 0, "{during:?}");
+    assert!(during.short_circuited > 0, "the breaker opened: {during:?}");
+    assert!(during.bus_losses >= 1, "{during:?}");
+
+    wait_for_recovery(&mut conn, &statements);
+    let after = dbkit::report().redis.unwrap();
+    assert_eq!(after.pending_invalidations, 0, "what Redis missed was published: {after:?}");
+    assert!(stats_of("::name_of").l2_hits > hits_before);
+    round(&mut conn, 1000);
+
+    // Every failure was counted; each kind of operation (lookup, store,
+    // write mark, invalidation, ...) logged at most once in the interval,
+    // not once per call.
+    let here = format!("127.0.0.1:{}", server.port);
+    let warnings: Vec<String> = logs::events(Level::WARN, "falling back to the local cache")
+        .into_iter()
+        .filter(|w| w.contains(&here))
+        .collect();
+    let calls = during.failures + during.short_circuited;
+    assert!(
+        !warnings.is_empty() && warnings.len() <= 6 && calls > 3 * warnings.len() as u64,
+        "{} warnings for {calls} failed or refused calls: {warnings:#?}",
+        warnings.len(),
+    );
+    dbkit::remove_redis();
+}
+
+#[test]
+fn a_frozen_server_times_out_opens_the_breaker_and_costs_no_call() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let server = RedisServer::start();
+    let (_db, mut conn, statements) = setup(&server, "t-freeze");
+
+    server.freeze();
+    for n in 0..30 {
+        round(&mut conn, n);
+    }
+    let frozen = dbkit::report().redis.expect("a tier is installed");
+    assert!(frozen.timeouts > 0, "{frozen:?}");
+    assert!(
+        frozen.short_circuited > frozen.failures,
+        "the breaker spared most calls the timeout: {frozen:?}"
+    );
+    server.thaw();
+    wait_for_recovery(&mut conn, &statements);
+    round(&mut conn, 1000);
+    dbkit::remove_redis();
+}
