@@ -144,13 +144,13 @@ pub use dbkit_core::queries::{
     SlowQuery,
 };
 pub use dbkit_core::registry::{cache_stats, caching, clear_all, set_caching};
+pub use dbkit_core::remote::RedisReport;
+#[cfg(feature = "redis")]
+pub use dbkit_core::remote::{redis_tier_installed, remove_redis, set_redis, RedisConfig};
 pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
 pub use dbkit_core::{Error, NestedCheckout, PoolTimeout};
-pub use dbkit_core::remote::RedisReport;
-#[cfg(feature = "redis")]
-pub use dbkit_core::remote::{redis_tier_installed, remove_redis, set_redis, RedisConfig};
 pub use dbkit_diesel::{
     default_pool, instrument, is_instrumented, set_default_pool, Builder as PoolBuilder, Health,
     Instrument, InstrumentConnections, Pool, PoolSource, Session,

@@ -103,7 +103,10 @@ fn a_server_killed_mid_run_costs_no_call_and_the_tier_recovers_after_restart() {
 
     wait_for_recovery(&mut conn, &statements);
     let after = dbkit::report().redis.unwrap();
-    assert_eq!(after.pending_invalidations, 0, "what Redis missed was published: {after:?}");
+    assert_eq!(
+        after.pending_invalidations, 0,
+        "what Redis missed was published: {after:?}"
+    );
     assert!(stats_of("::name_of").l2_hits > hits_before);
     round(&mut conn, 1000);
 

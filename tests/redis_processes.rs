@@ -36,7 +36,10 @@ const PREFIX: &str = "t-peers";
 const WRITES: usize = 200;
 
 fn main() {
-    match (std::env::var("DBKIT_PEER_DB"), std::env::var("DBKIT_PEER_REDIS")) {
+    match (
+        std::env::var("DBKIT_PEER_DB"),
+        std::env::var("DBKIT_PEER_REDIS"),
+    ) {
         (Ok(db), Ok(redis)) => peer(&db, &redis),
         _ => {
             print!("test a_commit_in_one_process_is_never_served_stale_by_another ... ");
@@ -157,7 +160,9 @@ impl Peer {
 
     fn line(&mut self) -> String {
         let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read from process B");
+        self.stdout
+            .read_line(&mut line)
+            .expect("read from process B");
         assert!(!line.is_empty(), "process B ended early");
         line.trim_end().to_owned()
     }
@@ -219,14 +224,22 @@ fn a_commit_in_one_process_is_never_served_stale_by_another() {
         }
         // B's next read after the propagation is fresh.
         peer.send("read 1");
-        assert!(peer.line().starts_with(&format!("value {name} ")), "write {k}");
+        assert!(
+            peer.line().starts_with(&format!("value {name} ")),
+            "write {k}"
+        );
     }
     peer.send("quit");
 
     let quantiles = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        format!("p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs", at(0.5), at(0.99), at(1.0))
+        format!(
+            "p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
     };
     eprintln!(
         "two processes: {WRITES} writes, {reads} reads in B while waiting; first fresh read in B \

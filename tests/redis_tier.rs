@@ -75,7 +75,11 @@ fn l2_answers_after_l1_evicted_the_entry_and_fills_l1_again() {
     let before = l2_figures("::name_of");
 
     let (ada, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());
-    assert_eq!((ada.as_deref(), ran), (Some("ada"), true), "first call runs the query");
+    assert_eq!(
+        (ada.as_deref(), ran),
+        (Some("ada"), true),
+        "first call runs the query"
+    );
     let (_, ran) = statements.reached(|| name_of(&mut conn, 2).unwrap());
     assert!(ran, "key 2 runs its query and evicts key 1 from L1");
 
@@ -116,7 +120,11 @@ fn a_commit_bumps_the_shared_generation_and_marks_block_while_in_flight() {
         rename(conn, 3, "dijkstra");
         let marks = redis.get_int("t-clock:mark:people").expect("GET");
         assert_eq!(marks, Some(1), "a write in flight is marked in Redis");
-        assert_eq!(generation(&mut redis), Some(started), "not bumped before the commit");
+        assert_eq!(
+            generation(&mut redis),
+            Some(started),
+            "not bumped before the commit"
+        );
         QueryResult::Ok(())
     })
     .unwrap();
@@ -125,7 +133,11 @@ fn a_commit_bumps_the_shared_generation_and_marks_block_while_in_flight() {
         None,
         "the commit released the mark"
     );
-    assert_eq!(generation(&mut redis), Some(started + 1), "the commit bumped it");
+    assert_eq!(
+        generation(&mut redis),
+        Some(started + 1),
+        "the commit bumped it"
+    );
 
     // A rollback releases without bumping.
     let rolled_back: QueryResult<()> = conn.transaction(|conn| {
@@ -176,7 +188,11 @@ fn a_garbage_value_is_a_miss_counted_and_replaced() {
         name_of(&mut conn, 2).unwrap(); // evicts key 1 from L1
         let before = stats_of("::name_of");
         let (ada, ran) = statements.reached(|| name_of(&mut conn, 1));
-        assert_eq!(ada.unwrap().as_deref(), Some("ada"), "no error reaches the caller");
+        assert_eq!(
+            ada.unwrap().as_deref(),
+            Some("ada"),
+            "no error reaches the caller"
+        );
         assert!(ran, "a garbage value is a miss");
         let after = stats_of("::name_of");
         assert_eq!(after.l2_corrupt - before.l2_corrupt, 1, "{after:?}");
@@ -203,15 +219,23 @@ fn a_password_url_works_and_a_wrong_password_only_falls_back() {
     let (_, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());
     assert!(!ran, "L2 works with a password URL");
     let report = dbkit::report().redis.unwrap();
-    assert_eq!(report.url, format!("redis://:***@127.0.0.1:{}", server.port));
-    assert!(!serde_json::to_string(&dbkit::report()).unwrap().contains("s3cret"));
+    assert_eq!(
+        report.url,
+        format!("redis://:***@127.0.0.1:{}", server.port)
+    );
+    assert!(!serde_json::to_string(&dbkit::report())
+        .unwrap()
+        .contains("s3cret"));
 
     let wrong = format!("redis://:wrong@127.0.0.1:{}", server.port);
     dbkit::set_redis(RedisConfig::new(wrong).prefix("t-auth")).unwrap();
     for _ in 0..5 {
         let (ada, ran) = statements.reached(|| name_of(&mut conn, 1));
         assert_eq!(ada.unwrap().as_deref(), Some("ada"));
-        assert!(ran, "bus down: L1 not served; Redis refuses: the database answers");
+        assert!(
+            ran,
+            "bus down: L1 not served; Redis refuses: the database answers"
+        );
     }
     let report = dbkit::report().redis.unwrap();
     assert!(report.failures + report.short_circuited >= 5, "{report:?}");
@@ -277,7 +301,10 @@ fn no_read_through_l2_is_older_than_the_last_commit_before_it_began() {
     let stats = stats_of("::counter");
     freshness::assert_fresh("sqlite + redis", &outcome, &stats);
     assert!(stats.l2_hits > 0, "reads went through Redis: {stats:?}");
-    assert!(stats.l2_stale > 0, "and commits made Redis refuse values: {stats:?}");
+    assert!(
+        stats.l2_stale > 0,
+        "and commits made Redis refuse values: {stats:?}"
+    );
     dbkit::remove_redis();
 }
 

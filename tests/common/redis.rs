@@ -150,7 +150,9 @@ impl RedisServer {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
         if let Some(password) = &self.password {
-            stream.write_all(format!("AUTH {password}\r\n").as_bytes()).ok()?;
+            stream
+                .write_all(format!("AUTH {password}\r\n").as_bytes())
+                .ok()?;
             read_line(&mut stream)?;
         }
         stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;

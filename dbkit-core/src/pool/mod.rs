@@ -26,13 +26,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-pub use advice::{advise, Advice, Verdict};
 pub use crate::breaker::{BreakerConfig, BreakerState};
+pub use advice::{advise, Advice, Verdict};
 pub use config::PoolConfig;
 pub use sessions::{SessionInfo, SessionToken};
 
-use crate::error::{Error, NestedCheckout, PoolTimeout};
 use crate::breaker::{Breaker, Guarded, Permit};
+use crate::error::{Error, NestedCheckout, PoolTimeout};
 use sessions::Slab;
 
 /// What a [`PoolTracker`] needs to know of its pool.

@@ -146,14 +146,20 @@ mod tests {
             }
         );
         assert!(read_reply(1, vec![b("2"), b("1"), None]).unwrap().marked);
-        assert_eq!(read_reply(1, vec![None, None, None]).unwrap().generations, None);
-        assert_eq!(read_reply(1, vec![None, b("x"), None]).unwrap().generations, None);
+        assert_eq!(
+            read_reply(1, vec![None, None, None]).unwrap().generations,
+            None
+        );
+        assert_eq!(
+            read_reply(1, vec![None, b("x"), None]).unwrap().generations,
+            None
+        );
         assert_eq!(read_reply(1, vec![None]), None);
     }
 
     #[test]
     fn fresh_generations_leave_room_to_count() {
         let g = fresh_generation();
-        assert!(g >= 1 && g < 1 << 52);
+        assert!((1..1 << 52).contains(&g));
     }
 }

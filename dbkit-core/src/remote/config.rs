@@ -191,7 +191,10 @@ mod tests {
             _ => None,
         };
         let config = RedisConfig::from_lookup(vars).unwrap().unwrap();
-        assert_eq!((config.url.as_str(), config.prefix.as_str()), ("redis://h:1", "shop"));
+        assert_eq!(
+            (config.url.as_str(), config.prefix.as_str()),
+            ("redis://h:1", "shop")
+        );
         assert!(RedisConfig::from_lookup(|_| None).unwrap().is_none());
         let bad = |_: &str| Some("a b".to_owned());
         assert!(RedisConfig::from_lookup(bad).is_err());

@@ -102,8 +102,8 @@ pub struct RemoteTicket<'c, K, V> {
 
 impl<K, V> RemoteCache<K, V>
 where
-    K: Eq + Serialize,
-    V: CacheValue + Serialize + DeserializeOwned,
+    K: Eq + RemoteKey,
+    V: CacheValue + RemoteValue,
 {
     fn new(spec: &CacheSpec, remote: RemoteSpec) -> Self {
         let mut clock = vec![tables::table_all()];
@@ -151,7 +151,10 @@ where
             Ok(key) => key,
             Err(e) => {
                 self.counters.errors.fetch_add(1, Relaxed);
-                tracing::debug!(function = self.l1.spec().function, "key not serializable for Redis: {e}");
+                tracing::debug!(
+                    function = self.l1.spec().function,
+                    "key not serializable for Redis: {e}"
+                );
                 return Err(ticket);
             }
         };
@@ -178,20 +181,22 @@ where
             None => {
                 self.counters.misses.fetch_add(1, Relaxed);
             }
-            Some(Ok((stored, payload))) if stored == generations => match codec::decode::<V>(payload) {
-                Ok(value) => {
-                    self.counters.hits.fetch_add(1, Relaxed);
-                    let _hit = tracing::debug_span!(
-                        "cached_query",
-                        function = self.l1.spec().function,
-                        cache = "l2_hit"
-                    )
-                    .entered();
-                    ticket.l1.store(value.clone());
-                    return Ok(value);
+            Some(Ok((stored, payload))) if stored == generations => {
+                match codec::decode::<V>(payload) {
+                    Ok(value) => {
+                        self.counters.hits.fetch_add(1, Relaxed);
+                        let _hit = tracing::debug_span!(
+                            "cached_query",
+                            function = self.l1.spec().function,
+                            cache = "l2_hit"
+                        )
+                        .entered();
+                        ticket.l1.store(value.clone());
+                        return Ok(value);
+                    }
+                    Err(why) => self.undecodable(ticket.tier.as_deref(), why),
                 }
-                Err(why) => self.undecodable(ticket.tier.as_deref(), why),
-            },
+            }
             Some(Ok(_)) => {
                 self.counters.stale.fetch_add(1, Relaxed);
             }
@@ -204,7 +209,9 @@ where
     fn undecodable(&self, tier: Option<&Tier>, why: Undecodable) {
         self.counters.corrupt.fetch_add(1, Relaxed);
         let why = match why {
-            Undecodable::Corrupt => "not dbkit's framing, or its checksum does not match".to_owned(),
+            Undecodable::Corrupt => {
+                "not dbkit's framing, or its checksum does not match".to_owned()
+            }
             Undecodable::Foreign(e) => format!("not this function's type: {e}"),
         };
         if let Some(tier) = tier {
@@ -242,8 +249,8 @@ where
 
 impl<K, V> RemoteTicket<'_, K, V>
 where
-    K: Eq + Serialize,
-    V: CacheValue + Serialize + DeserializeOwned,
+    K: Eq + RemoteKey,
+    V: CacheValue + RemoteValue,
 {
     /// The `cached_query` span the query runs in (see [`Ticket::span`]).
     pub fn span(&self) -> tracing::Span {
@@ -264,7 +271,10 @@ where
                 Ok(frame) => Some(frame),
                 Err(e) => {
                     cache.counters.errors.fetch_add(1, Relaxed);
-                    tracing::debug!(function = cache.l1.spec().function, "value not serializable for Redis: {e}");
+                    tracing::debug!(
+                        function = cache.l1.spec().function,
+                        "value not serializable for Redis: {e}"
+                    );
                     None
                 }
             },
@@ -307,8 +317,8 @@ impl<K, V> LazyRemoteCache<K, V> {
 
 impl<K, V> LazyRemoteCache<K, V>
 where
-    K: Eq + Send + Sync + Serialize + 'static,
-    V: CacheValue + Serialize + DeserializeOwned,
+    K: Eq + Send + Sync + RemoteKey + 'static,
+    V: CacheValue + RemoteValue,
 {
     /// The cache, built and registered on the first call.
     #[inline]
@@ -336,8 +346,8 @@ where
 
 impl<K, V> CacheHandle for LazyRemoteCache<K, V>
 where
-    K: Eq + Send + Sync + Serialize + 'static,
-    V: CacheValue + Serialize + DeserializeOwned,
+    K: Eq + Send + Sync + RemoteKey + 'static,
+    V: CacheValue + RemoteValue,
 {
     fn stats(&self) -> Option<CacheStats> {
         self.cell.get().map(RemoteCache::stats)

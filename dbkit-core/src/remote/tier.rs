@@ -148,7 +148,11 @@ impl Tier {
         }
     }
 
-    fn keys(&self, tables: &[&'static TableState], key: fn(&str, &TableState) -> String) -> Vec<String> {
+    fn keys(
+        &self,
+        tables: &[&'static TableState],
+        key: fn(&str, &TableState) -> String,
+    ) -> Vec<String> {
         tables.iter().map(|t| key(&self.prefix, t)).collect()
     }
 

@@ -175,15 +175,15 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
             static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*), #value_ty> =
                 #private::LazyCache::new(#spec);
         },
-        Some(redis) => {
+        Some(_) => {
             let signature = signature_hash(sig);
-            // Each argument and the value checked on its own token, so a
-            // type serde cannot handle is reported where it is written.
+            // Each argument checked on its own token, so a key type serde
+            // cannot handle is reported where it is written (the value is
+            // checked by the cache's own bounds, at the return type).
             let key_checks = keyed.iter().map(|(_, ty, _)| {
                 let key = key_trait(ty);
                 quote_spanned!(ty.span()=> __dbkit_remote_key::<#key::Owned>();)
             });
-            let at_redis = respan(&private, redis);
             quote! {
                 static __DBKIT_CACHE: #private::LazyRemoteCache<(#(#key_types,)*), #value_ty> =
                     #private::LazyRemoteCache::new(#spec, #private::RemoteSpec {
@@ -193,9 +193,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
                 #[allow(dead_code)]
                 fn __dbkit_remote_checks() {
                     fn __dbkit_remote_key<T: ?::core::marker::Sized + #private::RemoteKey>() {}
-                    fn __dbkit_remote_value<T: #at_redis::RemoteValue>() {}
                     #(#key_checks)*
-                    __dbkit_remote_value::<#value_ty>();
                 }
             }
         }

@@ -73,6 +73,18 @@ mod snapshots {
     }
 
     #[test]
+    #[cfg(feature = "redis")]
+    fn redis_as_l2() {
+        check(
+            "redis",
+            r#"ttl = 300, tables = "users", redis"#,
+            "fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+                users::table.filter(users::email.eq(email)).first(conn).optional()
+            }",
+        );
+    }
+
+    #[test]
     fn plain_value_with_crate_override() {
         check(
             "plain_crate",
