@@ -18,6 +18,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde::{Deserialize, Serialize};
 
+#[allow(dead_code)] // the tests use the rest of it
 #[path = "../tests/common/redis.rs"]
 mod redis_server;
 
@@ -25,7 +26,10 @@ mod redis_server;
 pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }

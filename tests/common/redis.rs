@@ -19,20 +19,37 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     password: Option<String>,
+    /// With TLS: the port it listens on for TLS (the plain `port` stays
+    /// open for the harness's own `PING`).
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// A server that also listens for TLS, with a certificate for
+    /// `127.0.0.1` signed by a CA of its own ([`ca_certificate`](Self::ca_certificate)),
+    /// made with the `openssl` command.
+    #[allow(dead_code)]
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(None, true)
+    }
+
+    /// The CA a TLS server's certificate is signed by (PEM).
+    #[allow(dead_code)]
+    pub fn ca_certificate(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("the test CA")
     }
 
     /// A server that requires `password` (`requirepass`).
     pub fn start_with_password(password: &str) -> RedisServer {
-        Self::start_with(Some(password.to_owned()))
+        Self::start_with(Some(password.to_owned()), false)
     }
 
-    fn start_with(password: Option<String>) -> RedisServer {
+    fn start_with(password: Option<String>, tls: bool) -> RedisServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "dbkit-redis-{}-{}",
@@ -40,15 +57,23 @@ impl RedisServer {
             N.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).expect("create the Redis directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let free_port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port()
+        };
+        let port = free_port();
+        let tls_port = tls.then(|| {
+            make_certificates(&dir);
+            free_port()
+        });
         let mut server = RedisServer {
             port,
             dir,
             child: None,
             password,
+            tls_port,
         };
         server.resume();
         server
@@ -56,9 +81,13 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:PORT`, with the password if there is one.
     pub fn url(&self) -> String {
+        let (scheme, port) = match self.tls_port {
+            Some(port) => ("rediss", port),
+            None => ("redis", self.port),
+        };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{port}"),
+            None => format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 
@@ -111,6 +140,21 @@ impl RedisServer {
                     .iter()
                     .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
             )
+            .args(self.tls_port.iter().flat_map(|port| {
+                [
+                    "--tls-port".to_owned(),
+                    port.to_string(),
+                    "--tls-cert-file".to_owned(),
+                    "server.crt".to_owned(),
+                    "--tls-key-file".to_owned(),
+                    "server.key".to_owned(),
+                    "--tls-ca-cert-file".to_owned(),
+                    "ca.crt".to_owned(),
+                    "--tls-auth-clients".to_owned(),
+                    "no".to_owned(),
+                ]
+            }))
+            .current_dir(&self.dir)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -158,6 +202,69 @@ impl RedisServer {
         stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
         read_line(&mut stream)
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run openssl: {e} (scripts/test installs it)"));
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write the extension file");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dbkit test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
 }
 
 fn read_line(stream: &mut TcpStream) -> Option<String> {

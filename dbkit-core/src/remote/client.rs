@@ -64,6 +64,34 @@ impl Throttle {
     }
 }
 
+/// The client for `config`'s URL: TLS for `rediss://` (with the
+/// `redis-tls` feature), trusting `tls_root_certificate` if given.
+fn open(config: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "redis-tls")]
+    if config.url.starts_with("rediss://") {
+        // rustls needs a process-wide crypto provider; an application that
+        // installed its own keeps it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(pem) = &config.tls_root_certificate {
+            return redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            );
+        }
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    if config.url.starts_with("rediss://") {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "`rediss://` needs dbkit's `redis-tls` feature",
+        )));
+    }
+    redis::Client::open(config.url.as_str())
+}
+
 /// Connections to one server, behind a breaker.
 pub(crate) struct Client {
     client: redis::Client,
@@ -82,12 +110,15 @@ impl Client {
     /// fallback like any other.
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, Error> {
         let url = config.url_redacted();
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
+        let invalid = |reason: String| Error::Config {
             variable: "DBKIT_REDIS_URL",
             value: url.clone(),
-            reason: format!(
-                "is not a Redis URL ({e}); write `redis://[:password@]host[:port][/db]` or `rediss://...`"
-            ),
+            reason,
+        };
+        let client = open(config).map_err(|e| {
+            invalid(format!(
+                "is not a usable Redis URL ({e}); write `redis://[:password@]host[:port][/db]`, or `rediss://...` with the `redis-tls` feature"
+            ))
         })?;
         Ok(Client {
             client,

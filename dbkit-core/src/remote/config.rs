@@ -43,6 +43,9 @@ pub struct RedisConfig {
     pub log_interval: Duration,
     /// Connections kept open for lookups, besides the bus's own.
     pub max_idle: usize,
+    /// A CA certificate (PEM) to trust for `rediss://` instead of the
+    /// system's roots (feature `redis-tls`).
+    pub tls_root_certificate: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("mark_ttl", &self.mark_ttl)
             .field("log_interval", &self.log_interval)
             .field("max_idle", &self.max_idle)
+            .field("tls_root_certificate", &self.tls_root_certificate.is_some())
             .finish()
     }
 }
@@ -72,11 +76,13 @@ impl RedisConfig {
             mark_ttl: Duration::from_secs(30),
             log_interval: Duration::from_secs(60),
             max_idle: 16,
+            tls_root_certificate: None,
         }
     }
 
-    /// Settings from the environment: `DBKIT_REDIS_URL` (or `REDIS_URL`) and
-    /// `DBKIT_REDIS_PREFIX`. `Ok(None)` when no URL is set: run without Redis.
+    /// Settings from the environment: `DBKIT_REDIS_URL` (or `REDIS_URL`),
+    /// `DBKIT_REDIS_PREFIX` and `DBKIT_REDIS_CA_CERT` (a PEM file to trust
+    /// for `rediss://`). `Ok(None)` when no URL is set: run without Redis.
     pub fn from_env() -> Result<Option<Self>, Error> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -97,6 +103,14 @@ impl RedisConfig {
                 });
             }
             config.prefix = prefix;
+        }
+        if let Some(path) = lookup("DBKIT_REDIS_CA_CERT") {
+            let pem = std::fs::read(&path).map_err(|e| Error::Config {
+                variable: "DBKIT_REDIS_CA_CERT",
+                value: path.clone(),
+                reason: format!("cannot be read ({e}); give the path of a PEM certificate"),
+            })?;
+            config.tls_root_certificate = Some(pem);
         }
         Ok(Some(config))
     }
@@ -128,6 +142,13 @@ impl RedisConfig {
     /// Sets how long a crashed writer's mark blocks its tables.
     pub fn mark_ttl(mut self, ttl: Duration) -> Self {
         self.mark_ttl = ttl;
+        self
+    }
+
+    /// Trusts the CA certificate `pem` for `rediss://` (a private CA)
+    /// instead of the system's roots. Needs the `redis-tls` feature.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
         self
     }
 

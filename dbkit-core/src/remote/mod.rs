@@ -14,8 +14,8 @@
 //! the value is served only if no mark is set and no generation moved. Each
 //! commit also publishes its tables on `P:invalidate`; every process bumps its
 //! local clock on receipt, so its L1 stops serving them. While that
-//! subscription is down, no L1 entry is served or stored (see
-//! [`crate::tables::hold_every_table`]): another process may be writing.
+//! subscription is down, no L1 entry is served or stored (every table is
+//! held as if a write were in flight): another process may be writing.
 //!
 //! Redis never fails a call (Contract 4): every failure falls back to L1 and
 //! the database, is counted in [`RedisReport`], and is logged at most once per
