@@ -98,6 +98,7 @@
 //! | `max_entries = 1000` | most entries kept, least recently used evicted first | 10 000 |
 //! | `single_flight = false` | let concurrent misses of one key each run the query | on |
 //! | `cache_none = false` | do not store `None` (for `Option<T>` and `Result<Option<T>, E>`) | `None` is cached |
+//! | `redis` | also keep results in Redis, shared by every process (feature `redis`; see below) | in process only |
 //! | `crate = "path"` | where dbkit is, when re-exported under another name | `::dbkit` |
 //!
 //! ## What is keyed, what is stored
@@ -132,6 +133,35 @@
 //! read a table the transaction wrote bypass the cache. Writes dbkit cannot
 //! see (other programs, triggers) are covered by the ttl or by
 //! [`invalidate_table`].
+//!
+//! ## Several processes: the Redis tier (feature `redis`)
+//!
+//! `set_redis(RedisConfig::new(url))` at startup (or
+//! `RedisConfig::from_env()`, reading `DBKIT_REDIS_URL` and
+//! `DBKIT_REDIS_PREFIX`) connects the process to Redis:
+//!
+//! - functions declared `#[cached_query(..., redis)]` keep their results in
+//!   Redis too: L1, then Redis, then the database, and a Redis hit fills L1.
+//!   Values are [postcard](https://docs.rs/postcard) (compact, serde-driven),
+//!   framed with a checksum; the key holds the prefix, the function's path,
+//!   its crate version and a hash of its signature, so changed code never
+//!   reads old bytes. Key arguments need `Serialize`, the value `Serialize +
+//!   Deserialize`; functions without `redis` need neither.
+//! - every write bumps its tables' generations in Redis when it commits, and
+//!   marks them while it runs; a value in Redis is served only if no mark is
+//!   set and no generation moved since its query ran (one `MGET` per lookup).
+//! - every commit is published on an invalidation channel; every process
+//!   bumps its local clock when it arrives, so its L1 refuses those entries.
+//!   While that subscription is down, L1 serves nothing (another process
+//!   might be writing) and the bus reconnects with backoff.
+//!
+//! Redis never fails a call: refused, timed out, dead mid-run or returning
+//! garbage, the call falls back to L1 and the database, the failure is
+//! counted in [`Report::redis`](Report) and logged at most once a minute,
+//! and a circuit breaker stops trying a dead server for a cool-down.
+//! `redis://:password@host` URLs work; `rediss://` needs the `redis-tls`
+//! feature (rustls), with the system's roots or
+//! `RedisConfig::tls_root_certificate`.
 #![warn(missing_docs)]
 
 extern crate self as dbkit;

@@ -13,7 +13,9 @@
 //! temporary directory; a `postgres://` URL with `--features postgres`),
 //! `DB_POOL_SIZE` and the other `dbkit::PoolConfig` variables, `BIND`
 //! (default `127.0.0.1:3000`), `DBKIT_ADMIN_TOKEN` (without it the admin
-//! routes answer 401), `SEED_USERS` (default 1000).
+//! routes answer 401), `SEED_USERS` (default 1000). Built with `--features
+//! redis`, `DBKIT_REDIS_URL` connects it to the Redis tier: several
+//! instances on one database then invalidate each other's caches.
 
 mod app;
 
@@ -53,6 +55,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(_) => None,
     })?;
+    #[cfg(feature = "redis")]
+    if let Some(redis) = dbkit::RedisConfig::from_env()? {
+        eprintln!("service: Redis tier at {}", redis.url_redacted());
+        dbkit::set_redis(redis)?;
+    }
     let pool = app::open(&config, seed_users)?;
     let addr = app::serve_in_background(&bind, pool, token)?;
     eprintln!("service: listening on http://{addr}");
