@@ -89,7 +89,15 @@ fn a_server_killed_mid_run_costs_no_call_and_the_tier_recovers_after_restart() {
 
     for n in 0..60 {
         if n == 20 {
+            let (_, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());
+            assert!(!ran, "an L1 hit while the bus is up");
             server.halt();
+            wait_until("the bus noticed", || {
+                dbkit::report().redis.is_some_and(|r| !r.bus_subscribed)
+            });
+            let (name, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());
+            assert_eq!(name.as_deref(), Some("name-19"));
+            assert!(ran, "bus lost: L1 entries are not served (another process may write)");
         }
         if n == 40 {
             server.resume();
