@@ -13,7 +13,7 @@
 //! Run: `cargo bench --bench l2 --features redis`.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde::{Deserialize, Serialize};
@@ -75,33 +75,6 @@ fn l2(c: &mut Criterion) {
         .exec(&mut raw)
         .expect("SET");
 
-    let mut group = c.benchmark_group("l2");
-    group.measurement_time(Duration::from_secs(8));
-    let mut id = 0;
-    group.bench_function("dbkit L2 hit (L1 missed)", |b| {
-        b.iter(|| {
-            id = 3 - id.max(1); // 1, 2, 1, 2, ...
-            black_box(cached_user(black_box(id)))
-        })
-    });
-    group.bench_function("raw GET (bytes)", |b| {
-        b.iter(|| {
-            let bytes: Vec<u8> = redis::cmd("GET")
-                .arg("raw:user:1")
-                .query(&mut raw)
-                .expect("GET");
-            black_box(bytes)
-        })
-    });
-    group.bench_function("raw GET + postcard decode", |b| {
-        b.iter(|| {
-            let bytes: Vec<u8> = redis::cmd("GET")
-                .arg("raw:user:1")
-                .query(&mut raw)
-                .expect("GET");
-            black_box(postcard::from_bytes::<User>(&bytes).expect("decode"))
-        })
-    });
     // The same round trip dbkit makes (marks, generations, value), raw:
     // what the shared table clock costs on the wire.
     let clock_keys = [
@@ -111,14 +84,51 @@ fn l2(c: &mut Criterion) {
         "bench:gen:bench_l2_users",
         "raw:user:1",
     ];
+    let mut other = server.client();
+    let mut id = 0;
+    let mut dbkit_hit = move || {
+        id = 3 - id.max(1); // 1, 2, 1, 2, ...: every call misses L1
+        black_box(cached_user(black_box(id)));
+    };
+    let get = |conn: &mut redis::Connection| {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg("raw:user:1")
+            .query(conn)
+            .expect("GET");
+        black_box(bytes);
+    };
+    let get_decode = |conn: &mut redis::Connection| {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg("raw:user:1")
+            .query(conn)
+            .expect("GET");
+        black_box(postcard::from_bytes::<User>(&bytes).expect("decode"));
+    };
+    let mget = |conn: &mut redis::Connection| {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&clock_keys[..])
+            .query(conn)
+            .expect("MGET");
+        black_box(values);
+    };
+
+    // Round trips over loopback swing with what the other core does. Each
+    // variant is timed in blocks of 50 calls, with 50 untimed calls of the
+    // other side between blocks, so both sides are measured in the same mix
+    // of machine states rather than one after the other.
+    let mut group = c.benchmark_group("l2");
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("dbkit L2 hit (L1 missed)", |b| {
+        b.iter_custom(|iters| alternating(iters, &mut dbkit_hit, &mut || get(&mut other)))
+    });
+    group.bench_function("raw GET (bytes)", |b| {
+        b.iter_custom(|iters| alternating(iters, &mut || get(&mut raw), &mut dbkit_hit))
+    });
+    group.bench_function("raw GET + postcard decode", |b| {
+        b.iter_custom(|iters| alternating(iters, &mut || get_decode(&mut raw), &mut dbkit_hit))
+    });
     group.bench_function("raw MGET of marks, generations, value", |b| {
-        b.iter(|| {
-            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(&clock_keys[..])
-                .query(&mut raw)
-                .expect("MGET");
-            black_box(values)
-        })
+        b.iter_custom(|iters| alternating(iters, &mut || mget(&mut raw), &mut dbkit_hit))
     });
     group.finish();
 
@@ -126,6 +136,27 @@ fn l2(c: &mut Criterion) {
     assert_eq!(stats.l2_errors, 0, "{stats:?}");
     assert!(stats.hits <= 1, "every measured call missed L1: {stats:?}");
     dbkit::remove_redis();
+}
+
+/// Times `iters` calls of `timed`, in blocks of 50 separated by 50 untimed
+/// calls of `other`.
+fn alternating(iters: u64, timed: &mut dyn FnMut(), other: &mut dyn FnMut()) -> Duration {
+    const BLOCK: u64 = 50;
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = BLOCK.min(iters - done);
+        for _ in 0..n {
+            other();
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            timed();
+        }
+        total += start.elapsed();
+        done += n;
+    }
+    total
 }
 
 criterion_group!(benches, l2);

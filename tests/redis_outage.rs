@@ -97,7 +97,10 @@ fn a_server_killed_mid_run_costs_no_call_and_the_tier_recovers_after_restart() {
             });
             let (name, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());
             assert_eq!(name.as_deref(), Some("name-19"));
-            assert!(ran, "bus lost: L1 entries are not served (another process may write)");
+            assert!(
+                ran,
+                "bus lost: L1 entries are not served (another process may write)"
+            );
         }
         if n == 40 {
             server.resume();

@@ -47,7 +47,9 @@ fn main() {
             println!("ok");
             // The line `cargo test` prints for harnessed tests, which
             // `scripts/test` sums.
-            println!("\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+            println!(
+                "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out"
+            );
         }
     }
 }
