@@ -16,6 +16,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 #[allow(dead_code)] // the tests use the rest of it
@@ -132,10 +134,34 @@ fn l2(c: &mut Criterion) {
     });
     group.finish();
 
+    // What the tier adds to a write: its marks when it starts, then one
+    // script that bumps the generations, releases the marks and publishes.
+    let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+    conn.batch_execute("CREATE TABLE bench_l2_users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        .expect("schema");
+    dbkit::instrument(&mut conn);
+    let mut next = 0;
+    let mut insert = move || {
+        next += 1;
+        diesel::sql_query("INSERT INTO bench_l2_users (id, name) VALUES (?, 'ada')")
+            .bind::<diesel::sql_types::Integer, _>(next)
+            .execute(&mut conn)
+            .expect("insert");
+    };
+    let mut group = c.benchmark_group("l2-write");
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("insert, instrumented, with the Redis tier", |b| {
+        b.iter(&mut insert)
+    });
+    dbkit::remove_redis();
+    group.bench_function("insert, instrumented, without a tier", |b| {
+        b.iter(&mut insert)
+    });
+    group.finish();
+
     let stats = dbkit::cache_stats().remove(0);
     assert_eq!(stats.l2_errors, 0, "{stats:?}");
     assert!(stats.hits <= 1, "every measured call missed L1: {stats:?}");
-    dbkit::remove_redis();
 }
 
 /// Times `iters` calls of `timed`, in blocks of 50 separated by 50 untimed

@@ -139,6 +139,12 @@ pub fn table(name: &str) -> &'static TableState {
     state
 }
 
+/// The clock state of table `name` if this process has met it; `None`
+/// otherwise (no cached result can depend on it yet).
+pub fn known_table(name: &str) -> Option<&'static TableState> {
+    registry().read().get(normalize(name).as_ref()).copied()
+}
+
 /// Makes every cached result that depends on table `name` stale. O(1).
 ///
 /// Writes through an instrumented diesel connection do this by themselves;

@@ -117,8 +117,11 @@ fn apply(tier: &Tier, payload: &[u8]) {
     for name in names {
         if name == "*" {
             tables::table_all().invalidate();
-        } else {
-            tables::table(name).invalidate();
+        } else if let Some(table) = tables::known_table(name) {
+            // A table this process never met has no cached results to
+            // refuse: nothing to do, and nothing registered for a name
+            // that only arrived on the wire.
+            table.invalidate();
         }
     }
     tier.client.counters.received.fetch_add(1, Relaxed);
