@@ -1,11 +1,21 @@
 //! Invalidating every table: its own test binary, since it makes every
-//! cached result of the process stale, other tests' included.
+//! cached result of the process stale, other tests' included. The tests
+//! take turns: a write to every table in flight in one would make the
+//! others' fresh stamps look stale.
+
+use std::sync::{Mutex, MutexGuard};
 
 use dbkit_core::tables::{fresh, invalidate_all, now, table};
 use dbkit_core::tracker::{Step, WriteTracker};
 
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn invalidate_all_refuses_every_older_stamp() {
+    let _turn = turn();
     let a = table("all_a");
     let b = table("all_b");
     let before = now();
@@ -16,6 +26,7 @@ fn invalidate_all_refuses_every_older_stamp() {
 
 #[test]
 fn write_with_unknown_tables_pre_invalidates_and_bumps_everything() {
+    let _turn = turn();
     let any = table("all_victim");
     let mut tracker = WriteTracker::default();
     let before = now();
@@ -28,6 +39,7 @@ fn write_with_unknown_tables_pre_invalidates_and_bumps_everything() {
 
 #[test]
 fn unknown_write_inside_a_transaction_holds_every_table_until_commit() {
+    let _turn = turn();
     let any = table("all_tx_victim");
     let users = table("all_tx_users");
     let mut tracker = WriteTracker::default();
