@@ -145,7 +145,9 @@
 //!   Values are [postcard](https://docs.rs/postcard) (compact, serde-driven),
 //!   framed with a checksum; the key holds the prefix, the function's path,
 //!   its crate version and a hash of its signature, so changed code never
-//!   reads old bytes. Key arguments need `Serialize`, the value `Serialize +
+//!   reads old bytes (a cached type that changes shape behind an unchanged
+//!   signature needs a version or prefix bump: postcard is not
+//!   self-describing). Key arguments need `Serialize`, the value `Serialize +
 //!   Deserialize`; functions without `redis` need neither.
 //! - every write bumps its tables' generations in Redis when it commits, and
 //!   marks them while it runs; a value in Redis is served only if no mark is
