@@ -8,29 +8,14 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::people::{name_of, people_db, rename, start_generations};
 use common::redis::RedisServer;
 use common::{logs, stats_of, wait_until, TempDb};
-use dbkit::{cached_query, BreakerConfig, RedisConfig};
-use diesel::prelude::*;
+use dbkit::{BreakerConfig, RedisConfig};
+use diesel::SqliteConnection;
 use tracing::Level;
 
 static TURN: Mutex<()> = Mutex::new(());
-
-diesel::table! {
-    people (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-#[cached_query(ttl = 60, tables = "people", redis, max_entries = 1)]
-fn name_of(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
-    people::table
-        .find(id)
-        .select(people::name)
-        .first(conn)
-        .optional()
-}
 
 fn setup(server: &RedisServer, prefix: &str) -> (TempDb, SqliteConnection, common::Statements) {
     logs::capture();
@@ -41,12 +26,9 @@ fn setup(server: &RedisServer, prefix: &str) -> (TempDb, SqliteConnection, commo
         .breaker(BreakerConfig::new(3, Duration::from_millis(300)));
     dbkit::set_redis(config).expect("a valid URL");
     server.wait_for_bus();
-    let db = TempDb::new(
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO people VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger');",
-    );
+    let db = people_db();
     let (mut conn, statements) = db.connect_instrumented(dbkit::Instrument::new());
-    name_of(&mut conn, 3).unwrap(); // starts the generations
+    start_generations(&mut conn);
     (db, conn, statements)
 }
 
@@ -54,10 +36,7 @@ fn setup(server: &RedisServer, prefix: &str) -> (TempDb, SqliteConnection, commo
 /// second time after key 2 evicted it from L1): both must see the write.
 fn round(conn: &mut SqliteConnection, n: usize) {
     let name = format!("name-{n}");
-    diesel::update(people::table.find(1))
-        .set(people::name.eq(&name))
-        .execute(conn)
-        .expect("the database is up: the write succeeds");
+    rename(conn, 1, &name); // the database is up: the write succeeds
     let first = name_of(conn, 1).expect("no Redis failure reaches the caller");
     name_of(conn, 2).expect("no Redis failure reaches the caller");
     let again = name_of(conn, 1).expect("no Redis failure reaches the caller");

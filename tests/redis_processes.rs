@@ -11,26 +11,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::people::{name_of, people_db, rename, start_generations};
 use common::redis::RedisServer;
-use common::{Statements, TempDb};
-use dbkit::{cached_query, RedisConfig};
-use diesel::prelude::*;
-
-diesel::table! {
-    people (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-#[cached_query(ttl = 60, tables = "people", redis)]
-fn name_of(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
-    people::table
-        .find(id)
-        .select(people::name)
-        .first(conn)
-        .optional()
-}
+use common::Statements;
+use dbkit::RedisConfig;
+use diesel::{Connection, SqliteConnection};
 
 const PREFIX: &str = "t-peers";
 const WRITES: usize = 200;
@@ -182,15 +167,11 @@ impl Drop for Peer {
 
 fn a_commit_in_one_process_is_never_served_stale_by_another() {
     let server = RedisServer::start();
-    let db = TempDb::new(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO people VALUES (1, 'ada'), (2, 'grace');",
-    );
+    let db = people_db();
     dbkit::set_redis(RedisConfig::new(server.url()).prefix(PREFIX)).expect("a valid URL");
     wait_for_bus();
     let (mut conn, _) = db.connect_instrumented(dbkit::Instrument::new());
-    name_of(&mut conn, 2).unwrap(); // starts the generations
+    start_generations(&mut conn);
     assert_eq!(name_of(&mut conn, 1).unwrap().as_deref(), Some("ada")); // stored in Redis
 
     let mut peer = Peer::start(&db.url(), &server.url());
@@ -210,10 +191,7 @@ fn a_commit_in_one_process_is_never_served_stale_by_another() {
         peer.send(&format!("watch 1 {name}"));
         assert_eq!(peer.line(), "watching");
         let started = now_ns();
-        diesel::update(people::table.find(1))
-            .set(people::name.eq(&name))
-            .execute(&mut conn)
-            .expect("write in process A");
+        rename(&mut conn, 1, &name);
         let returned = now_ns();
         let reply = peer.line();
         let words: Vec<&str> = reply.split(' ').collect();

@@ -10,58 +10,20 @@ mod common;
 
 use std::sync::Mutex;
 
+use common::freshness::{self, fresh_counters};
+use common::people::{name_of, people_db, rename, start_generations};
 use common::redis::RedisServer;
-use common::{freshness, stats_of, TempDb};
+use common::stats_of;
 use dbkit::{cached_query, RedisConfig};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use redis::TypedCommands;
 
 static TURN: Mutex<()> = Mutex::new(());
 
-diesel::table! {
-    people (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-/// One entry of L1: a second key evicts the first, so the next call for
-/// the first must come from Redis or the database.
-#[cached_query(ttl = 60, tables = "people", redis, max_entries = 1)]
-fn name_of(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
-    people::table
-        .find(id)
-        .select(people::name)
-        .first(conn)
-        .optional()
-}
-
-fn people_db() -> TempDb {
-    TempDb::new(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO people VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger');",
-    )
-}
-
 /// Installs a tier on `server` under `prefix`; waits for its bus.
 fn install(server: &RedisServer, prefix: &str) {
     dbkit::set_redis(RedisConfig::new(server.url()).prefix(prefix)).expect("a valid URL");
     server.wait_for_bus();
-}
-
-/// The first miss on a table Redis has no generation for only starts the
-/// generation (a value stored then could already be stale): make it.
-fn start_generations(conn: &mut SqliteConnection) {
-    name_of(conn, 3).unwrap();
-}
-
-fn rename(conn: &mut SqliteConnection, id: i32, name: &str) {
-    diesel::update(people::table.find(id))
-        .set(people::name.eq(name))
-        .execute(conn)
-        .expect("rename");
 }
 
 #[test]
@@ -258,13 +220,6 @@ fn counter(conn: &mut SqliteConnection, id: i32) -> QueryResult<i64> {
         .get_result(conn)
 }
 
-diesel::table! {
-    fresh_counters (id) {
-        id -> Integer,
-        value -> BigInt,
-    }
-}
-
 /// Contract 1 with L2 in the path: L1 holds half the keys, so reads go
 /// through Redis all the time while writers commit.
 #[test]
@@ -273,29 +228,14 @@ fn no_read_through_l2_is_older_than_the_last_commit_before_it_began() {
     let server = RedisServer::start();
     install(&server, "t-fresh");
     let keys = 8;
-    let mut schema = String::from(
-        "PRAGMA journal_mode = WAL; CREATE TABLE fresh_counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL);",
-    );
-    for k in 0..keys {
-        schema.push_str(&format!("INSERT INTO fresh_counters VALUES ({k}, 0);"));
-    }
-    let db = TempDb::new(&schema);
+    let db = freshness::sqlite_counters(keys);
     let outcome = freshness::run(
         keys,
         1,
         3,
         100_000,
-        || {
-            let (mut conn, _) = db.connect_instrumented(dbkit::Instrument::new());
-            conn.batch_execute("PRAGMA synchronous = OFF").unwrap();
-            conn
-        },
-        |conn, key, value| {
-            diesel::update(fresh_counters::table.find(key))
-                .set(fresh_counters::value.eq(value))
-                .execute(conn)
-                .expect("write");
-        },
+        || freshness::sqlite_connect(&db),
+        freshness::sqlite_write,
         |conn, key| counter(conn, key).expect("read"),
     );
     let stats = stats_of("::counter");

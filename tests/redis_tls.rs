@@ -5,35 +5,16 @@
 
 mod common;
 
+use common::people::{name_of, people_db, start_generations};
 use common::redis::RedisServer;
-use common::{stats_of, TempDb};
-use dbkit::{cached_query, RedisConfig};
-use diesel::prelude::*;
-
-diesel::table! {
-    people (id) {
-        id -> Integer,
-        name -> Text,
-    }
-}
-
-#[cached_query(ttl = 60, tables = "people", redis, max_entries = 1)]
-fn name_of(conn: &mut SqliteConnection, id: i32) -> QueryResult<Option<String>> {
-    people::table
-        .find(id)
-        .select(people::name)
-        .first(conn)
-        .optional()
-}
+use common::stats_of;
+use dbkit::RedisConfig;
 
 #[test]
 fn rediss_with_a_private_ca_serves_l2_and_an_untrusted_certificate_only_falls_back() {
     let server = RedisServer::start_tls();
     assert!(server.url().starts_with("rediss://127.0.0.1:"));
-    let db = TempDb::new(
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         INSERT INTO people VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger');",
-    );
+    let db = people_db();
     let (mut conn, statements) = db.connect_instrumented(dbkit::Instrument::new());
 
     let trusted = RedisConfig::new(server.url())
@@ -41,7 +22,7 @@ fn rediss_with_a_private_ca_serves_l2_and_an_untrusted_certificate_only_falls_ba
         .tls_root_certificate(server.ca_certificate());
     dbkit::set_redis(trusted).expect("a valid URL");
     server.wait_for_bus();
-    name_of(&mut conn, 3).unwrap(); // starts the generations
+    start_generations(&mut conn);
     name_of(&mut conn, 1).unwrap();
     name_of(&mut conn, 2).unwrap();
     let (ada, ran) = statements.reached(|| name_of(&mut conn, 1).unwrap());

@@ -8,6 +8,45 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use diesel::prelude::*;
+
+/// A SQLite file (WAL) with `keys` counters at 0, and how the checker
+/// connects to it (instrumented, commits without fsync) and writes them.
+pub fn sqlite_counters(keys: i32) -> super::TempDb {
+    let mut schema = String::from(
+        "PRAGMA journal_mode = WAL; CREATE TABLE fresh_counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL);",
+    );
+    for k in 0..keys {
+        schema.push_str(&format!("INSERT INTO fresh_counters VALUES ({k}, 0);"));
+    }
+    super::TempDb::new(&schema)
+}
+
+/// An instrumented connection to a [`sqlite_counters`] file; a commit
+/// without fsync, so writes are short, as on a real server.
+pub fn sqlite_connect(db: &super::TempDb) -> diesel::SqliteConnection {
+    use diesel::connection::SimpleConnection;
+    let (mut conn, _) = db.connect_instrumented(dbkit::Instrument::new());
+    conn.batch_execute("PRAGMA synchronous = OFF").unwrap();
+    conn
+}
+
+diesel::table! {
+    /// The counters of [`sqlite_counters`].
+    fresh_counters (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+/// Sets counter `key` of a [`sqlite_counters`] file to `value`.
+pub fn sqlite_write(conn: &mut diesel::SqliteConnection, key: i32, value: i64) {
+    diesel::update(fresh_counters::table.find(key))
+        .set(fresh_counters::value.eq(value))
+        .execute(conn)
+        .expect("write");
+}
+
 /// Writes committed during the reads, at the least.
 pub const MIN_WRITES: u64 = 200;
 

@@ -3,6 +3,8 @@
 
 pub mod freshness;
 pub mod logs;
+#[cfg(feature = "redis")]
+pub mod people;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod redis;
