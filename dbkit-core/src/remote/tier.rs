@@ -174,14 +174,19 @@ impl Tier {
             return;
         }
         if !self.publish(tables, release) {
-            let mut pending = self.pending.lock();
-            for t in tables {
-                if !pending.iter().any(|p| std::ptr::eq(*p, *t)) {
-                    pending.push(t);
-                }
-            }
-            self.has_pending.store(true, SeqCst);
+            self.remember(tables);
         }
+    }
+
+    /// Keeps `tables` to publish once Redis answers (each table once).
+    fn remember(&self, tables: &[&'static TableState]) {
+        let mut pending = self.pending.lock();
+        for t in tables {
+            if !pending.iter().any(|p| std::ptr::eq(*p, *t)) {
+                pending.push(t);
+            }
+        }
+        self.has_pending.store(true, SeqCst);
     }
 
     fn publish(&self, tables: &[&'static TableState], release: bool) -> bool {
@@ -235,12 +240,7 @@ impl Tier {
             }
             return !still;
         }
-        let mut pending = self.pending.lock();
-        for t in tables {
-            if !pending.iter().any(|p| std::ptr::eq(*p, t)) {
-                pending.push(t);
-            }
-        }
+        self.remember(&tables);
         false
     }
 

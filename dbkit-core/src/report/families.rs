@@ -42,16 +42,19 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
     };
     use Kind::{Counter, Gauge};
 
-    let cache = |value: &dyn Fn(&crate::stats::CacheStats) -> f64| {
+    // One sample per cached function (only those using Redis if `l2_only`).
+    let functions = |l2_only: bool, value: &dyn Fn(&crate::stats::CacheStats) -> f64| {
         report
             .caches
             .iter()
+            .filter(|c| c.redis || !l2_only)
             .map(|c| Sample {
                 labels: vec![("function", c.function.clone())],
                 value: value(c),
             })
             .collect::<Vec<_>>()
     };
+    let cache = |value: &dyn Fn(&crate::stats::CacheStats) -> f64| functions(false, value);
     family(
         "dbkit_cache_hits_total",
         "Cached calls answered from the cache.",
@@ -100,17 +103,8 @@ pub(super) fn families(report: &Report) -> Vec<Family> {
         Counter,
         cache(&|c| c.coalesced as f64),
     );
-    let l2 = |value: &dyn Fn(&crate::stats::CacheStats) -> u64| {
-        report
-            .caches
-            .iter()
-            .filter(|c| c.redis)
-            .map(|c| Sample {
-                labels: vec![("function", c.function.clone())],
-                value: value(c) as f64,
-            })
-            .collect::<Vec<_>>()
-    };
+    let l2 =
+        |value: &dyn Fn(&crate::stats::CacheStats) -> u64| functions(true, &|c| value(c) as f64);
     family(
         "dbkit_cache_l2_hits_total",
         "L1 misses answered by Redis.",
