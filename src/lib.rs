@@ -183,9 +183,10 @@ pub use dbkit_core::report::{report, Report};
 pub use dbkit_core::stats::CacheStats;
 pub use dbkit_core::tables::{invalidate_all, invalidate_table, TableStats};
 pub use dbkit_core::{Error, NestedCheckout, PoolTimeout};
+pub use dbkit_diesel::classify::Dialect;
 pub use dbkit_diesel::{
-    default_pool, instrument, is_instrumented, set_default_pool, Builder as PoolBuilder, Health,
-    Instrument, InstrumentConnections, Pool, PoolSource, Session,
+    default_pool, instrument, is_instrumented, set_default_pool, Builder as PoolBuilder,
+    CacheConnection, Health, Instrument, InstrumentConnections, Pool, PoolSource, Session,
 };
 /// A cached service function:
 ///
@@ -260,15 +261,17 @@ pub mod testing {
 /// macros, which is why dbkit pins its own crates to exact versions.
 #[doc(hidden)]
 pub mod __private {
-    pub use dbkit_core::cache::CacheSpec;
-    pub use dbkit_core::cache::{QueryCache, Ticket};
-    pub use dbkit_core::keys::{CacheKey, CacheValue, CachedResult};
+    pub use dbkit_core::cache::{Access, CacheSpec, QueryCache, Ticket};
+    pub use dbkit_core::keys::{
+        is_some_value, CacheKey, CacheValue, Output, ResultOutput, ValueOutput,
+    };
     pub use dbkit_core::registry::LazyCache;
     #[cfg(feature = "redis")]
     pub use dbkit_core::remote::{
-        LazyRemoteCache, RemoteCache, RemoteKey, RemoteSpec, RemoteTicket, RemoteValue,
+        LazyRemoteCache, RemoteCache, RemoteKey, RemoteResultOutput, RemoteSpec, RemoteTicket,
+        RemoteValue, RemoteValueOutput,
     };
     pub use dbkit_core::session_error;
     pub use dbkit_diesel::diesel;
-    pub use dbkit_diesel::{checkout_default, checkout_from};
+    pub use dbkit_diesel::{cache_access, checkout_default, checkout_from};
 }

@@ -23,6 +23,9 @@ fn setup(server: &RedisServer, prefix: &str) -> (TempDb, SqliteConnection, commo
         .prefix(prefix)
         .command_timeout(Duration::from_millis(100))
         .connect_timeout(Duration::from_millis(100))
+        // A write mark sent to a frozen server may land after its release
+        // was given up on: it blocks L2 until it expires, by design.
+        .mark_ttl(Duration::from_secs(2))
         .breaker(BreakerConfig::new(3, Duration::from_millis(300)));
     dbkit::set_redis(config).expect("a valid URL");
     server.wait_for_bus();

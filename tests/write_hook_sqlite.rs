@@ -72,7 +72,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn instrumentation_is_installed_once_and_keeps_a_default() {
     let _serial = serial();
     let db = TempDb::new(SCHEMA);
-    let (mut conn, _) = db.connect();
+    let (mut conn, _) = db.connect_untracked();
     assert!(!dbkit::is_instrumented(&mut conn));
     dbkit::instrument(&mut conn);
     dbkit::instrument(&mut conn);

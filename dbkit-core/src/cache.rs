@@ -21,6 +21,7 @@
 
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,25 @@ use crate::registry;
 use crate::stats::{CacheStats, Counters};
 use crate::tables::{self, TableState};
 use crate::time;
-use crate::transaction::{self, Access};
+
+/// How a cached call may use the cache, as the connection it was given
+/// tells (see `dbkit_core::tracker::WriteTracker::access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Outside a transaction: served and stored.
+    Full,
+    /// Inside a transaction that did not write these tables: a fresh entry
+    /// may be served, the result is not stored (its snapshot may be old).
+    ReadOnly,
+    /// The transaction wrote a table the call depends on (it must see its
+    /// own writes), or caching is off: the query runs, the cache is not
+    /// touched.
+    Bypass,
+    /// A connection dbkit does not track: it cannot say whether it is
+    /// inside a transaction, so its results are never stored. Served like
+    /// [`Access::ReadOnly`]; warned about once per function.
+    Untracked,
+}
 
 /// Default bound on the entries of one function.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -201,6 +220,8 @@ pub struct QueryCache<K, V> {
     hasher: foldhash::fast::RandomState,
     shards: Box<[PaddedShard<K, V>]>,
     shard_mask: usize,
+    /// Whether the untracked-connection warning was logged.
+    warned_untracked: AtomicBool,
 }
 
 impl<K, V> std::fmt::Debug for QueryCache<K, V> {
@@ -257,52 +278,64 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
                 })
                 .collect(),
             shard_mask: shards - 1,
+            warned_untracked: AtomicBool::new(false),
         }
     }
 
     /// Looks a call up: `Ok(value)` on a fresh hit, otherwise a [`Ticket`]
     /// to run the query under and [`store`](Ticket::store) its result with.
     ///
-    /// `probe` is the borrowed form of the key (hashed), `matches` confirms a
-    /// stored owned key equals it, `make_key` builds the owned key on a miss.
-    /// The ticket carries the table-clock stamp taken here, before the query.
+    /// `access` is what the call's connection allows; `probe` is the
+    /// borrowed form of the key (hashed), `matches` confirms a stored owned
+    /// key equals it, `make_key` builds the owned key on a miss. The ticket
+    /// carries the table-clock stamp taken here, before the query.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dbkit_core::cache::{CacheSpec, QueryCache};
+    /// use dbkit_core::cache::{Access, CacheSpec, QueryCache};
     ///
     /// let cache: QueryCache<String, u32> =
     ///     QueryCache::new(&CacheSpec::new("doc::len", &["doc_words"], Duration::from_secs(60)));
     /// let word = "hello";
     /// let is_word = |k: &String| k == word;
-    /// match cache.get_or_begin(&word, is_word, || word.to_owned()) {
+    /// match cache.get_or_begin(Access::Full, &word, is_word, || word.to_owned()) {
     ///     Ok(_) => unreachable!("empty cache"),
     ///     Err(ticket) => ticket.store(word.len() as u32), // run the query, store its result
     /// }
-    /// assert_eq!(cache.get_or_begin(&word, is_word, || word.to_owned()).ok(), Some(5));
+    /// let again = cache.get_or_begin(Access::Full, &word, is_word, || word.to_owned());
+    /// assert_eq!(again.ok(), Some(5));
     /// ```
     #[inline]
     pub fn get_or_begin<Q: Hash + ?Sized>(
         &self,
+        access: Access,
         probe: &Q,
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, Ticket<'_, K, V>> {
-        self.get_or_begin_with(|hasher| probe.hash(hasher), matches, make_key)
+        self.get_or_begin_with(|_| access, |hasher| probe.hash(hasher), matches, make_key)
     }
 
-    /// [`get_or_begin`](Self::get_or_begin) with the key's borrowed form fed
-    /// to the hasher by `hash_key` (what `#[cached_query]` expansions use, one
-    /// argument at a time).
+    /// [`get_or_begin`](Self::get_or_begin) with the access asked of the
+    /// call's connection for this cache's tables, and the key's borrowed
+    /// form fed to the hasher by `hash_key` (what `#[cached_query]`
+    /// expansions use, one argument at a time).
     #[inline]
     pub fn get_or_begin_with(
         &self,
+        access: impl FnOnce(&[&'static TableState]) -> Access,
         hash_key: impl FnOnce(&mut KeyHasher),
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, Ticket<'_, K, V>> {
         let access = if registry::caching() {
-            transaction::access(&self.deps)
+            match access(&self.deps) {
+                Access::Untracked => {
+                    self.warn_untracked();
+                    Access::ReadOnly
+                }
+                access => access,
+            }
         } else {
             Access::Bypass
         };
@@ -311,8 +344,8 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
         let hash = hasher.finish();
         let shard = self.shard(hash);
         if access == Access::Bypass {
-            // This thread's open transaction wrote a table we depend on, or
-            // caching is off.
+            // The connection's open transaction wrote a table we depend on,
+            // or caching is off.
             shard.lock().counters.bypasses += 1;
             return Err(self.bypass_ticket());
         }
@@ -408,6 +441,27 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
             expires_ms: now_ms.saturating_add(self.ttl_ms),
             flight,
         }
+    }
+
+    #[cold]
+    fn warn_untracked(&self) {
+        if !self.warned_untracked.swap(true, Relaxed) {
+            tracing::warn!(
+                function = self.spec.function,
+                "cached function called with a connection dbkit does not track: it cannot tell whether the connection is inside a transaction, so results read through it are never stored (hits are still served); check the connection out of a `dbkit::Pool`, call `dbkit::instrument(&mut conn)` once after establishing it, or give your r2d2 pool `dbkit::InstrumentConnections` as its connection customizer"
+            );
+        }
+    }
+
+    /// Whether a call of this function ran on a connection dbkit does not
+    /// track (see [`Access::Untracked`]).
+    pub fn saw_untracked_connection(&self) -> bool {
+        self.warned_untracked.load(Relaxed)
+    }
+
+    /// The tables the function's results depend on.
+    pub fn deps(&self) -> &[&'static TableState] {
+        &self.deps
     }
 
     /// A ticket that runs the query without touching the cache, counted as a
@@ -530,6 +584,21 @@ impl<K: Eq, V: CacheValue> Ticket<'_, K, V> {
         tracing::debug_span!("cached_query", function = self.function, cache)
     }
 
+    /// Whether nothing this ticket depends on was written since its stamp
+    /// was taken (no write in flight, none committed).
+    #[cfg(feature = "redis")]
+    pub(crate) fn still_fresh(&self) -> bool {
+        self.cache
+            .is_some_and(|cache| tables::fresh(&cache.deps, self.stamp))
+    }
+
+    /// Lets the stored entry live at most `ms` from now (a value that came
+    /// from L2 keeps the expiry of its first store).
+    #[cfg(feature = "redis")]
+    pub(crate) fn expire_within(&mut self, ms: u64) {
+        self.expires_ms = self.expires_ms.min(time::now_ms().saturating_add(ms));
+    }
+
     /// Stores the query's result, unless a table it depends on was written
     /// while the query ran, or a fresher result for the key is already there.
     pub fn store(mut self, value: V) {
@@ -594,7 +663,7 @@ mod tests {
     }
 
     fn lookup(cache: &QueryCache<u64, u64>, key: u64) -> bool {
-        match cache.get_or_begin(&key, |k| *k == key, || key) {
+        match cache.get_or_begin(Access::Full, &key, |k| *k == key, || key) {
             Ok(_) => true,
             Err(ticket) => {
                 ticket.store(key * 10);

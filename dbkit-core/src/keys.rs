@@ -4,6 +4,10 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::marker::PhantomData;
+
+use crate::cache::QueryCache;
+use crate::registry::LazyCache;
 
 /// An argument type that can be part of a cache key: hashed and compared in
 /// its borrowed form on a hit, stored in its owned form on a miss.
@@ -62,31 +66,139 @@ pub trait CacheValue: Clone + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
 
-/// A `Result` whose `Ok` value is cached; errors are never stored.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a `Result`",
-    label = "`#[cached_query]` treats a return type named `...Result` as a `Result` and caches its `Ok` value",
-    note = "rename the alias, or return `Result<T, E>` / `diesel::QueryResult<T>`"
-)]
-pub trait CachedResult {
-    /// The value stored on success.
-    type Ok;
-    /// The `Ok` value, if any.
-    fn ok_ref(&self) -> Option<&Self::Ok>;
-    /// A result rebuilt from a cached value.
-    fn from_ok(ok: Self::Ok) -> Self;
+/// What `#[cached_query]` stores of a function's output, decided by the
+/// type checker, never by a type's name: for any `Result` (an alias such as
+/// `type Fallible<T> = Result<T, AppError>` included) the `Ok` value, and an
+/// error is never stored; for any other type (an `Option`, a struct named
+/// `SearchResult`) the output whole.
+///
+/// The expansion calls the methods of [`ResultOutput`] and [`ValueOutput`]
+/// on `&&Output::<R>::new()`: method resolution picks the `Result` one when
+/// `R` is a `Result` (it needs no auto-deref), the other otherwise.
+///
+/// ```
+/// use dbkit_core::keys::{Output, ResultOutput as _, ValueOutput as _};
+///
+/// type Fallible<T> = Result<T, String>;
+/// let failed: Fallible<u32> = Err("no".into());
+/// assert_eq!((&&Output::<Fallible<u32>>::new()).dbkit_stored(&failed), None);
+///
+/// struct SearchResult(u32);
+/// let found = SearchResult(3);
+/// assert!((&&Output::<SearchResult>::new()).dbkit_stored(&found).is_some());
+/// ```
+pub struct Output<R>(PhantomData<fn() -> R>);
+
+impl<R> Output<R> {
+    /// The probe for output type `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Output(PhantomData)
+    }
 }
 
-impl<T, E> CachedResult for Result<T, E> {
-    type Ok = T;
+/// The output is a `Result`: its `Ok` value is stored.
+pub trait ResultOutput {
+    /// The function's output.
+    type Output;
+    /// What is stored.
+    type Value;
+    /// What of `output` to store, if anything.
+    fn dbkit_stored<'o>(&self, output: &'o Self::Output) -> Option<&'o Self::Value>;
+    /// The output a hit returns.
+    fn dbkit_from_hit(&self, value: Self::Value) -> Self::Output;
+    /// The function's cache, its value type this output's.
+    fn dbkit_cache<K>(&self, lazy: &'static LazyCache<K>) -> &'static QueryCache<K, Self::Value>
+    where
+        K: Eq + Send + Sync + 'static,
+        Self::Value: CacheValue;
+}
+
+impl<T, E> ResultOutput for &Output<Result<T, E>> {
+    type Output = Result<T, E>;
+    type Value = T;
 
     #[inline]
-    fn ok_ref(&self) -> Option<&T> {
-        self.as_ref().ok()
+    fn dbkit_stored<'o>(&self, output: &'o Result<T, E>) -> Option<&'o T> {
+        output.as_ref().ok()
     }
 
     #[inline]
-    fn from_ok(ok: T) -> Self {
-        Ok(ok)
+    fn dbkit_from_hit(&self, value: T) -> Result<T, E> {
+        Ok(value)
     }
+
+    #[inline]
+    fn dbkit_cache<K>(&self, lazy: &'static LazyCache<K>) -> &'static QueryCache<K, T>
+    where
+        K: Eq + Send + Sync + 'static,
+        T: CacheValue,
+    {
+        lazy.get::<T>()
+    }
+}
+
+/// The output is anything but a `Result`: it is stored whole.
+pub trait ValueOutput {
+    /// The function's output.
+    type Output;
+    /// What is stored.
+    type Value;
+    /// What of `output` to store, if anything.
+    fn dbkit_stored<'o>(&self, output: &'o Self::Output) -> Option<&'o Self::Value>;
+    /// The output a hit returns.
+    fn dbkit_from_hit(&self, value: Self::Value) -> Self::Output;
+    /// The function's cache, its value type this output's.
+    fn dbkit_cache<K>(&self, lazy: &'static LazyCache<K>) -> &'static QueryCache<K, Self::Value>
+    where
+        K: Eq + Send + Sync + 'static,
+        Self::Value: CacheValue;
+}
+
+impl<R> ValueOutput for Output<R> {
+    type Output = R;
+    type Value = R;
+
+    #[inline]
+    fn dbkit_stored<'o>(&self, output: &'o R) -> Option<&'o R> {
+        Some(output)
+    }
+
+    #[inline]
+    fn dbkit_from_hit(&self, value: R) -> R {
+        value
+    }
+
+    #[inline]
+    fn dbkit_cache<K>(&self, lazy: &'static LazyCache<K>) -> &'static QueryCache<K, R>
+    where
+        K: Eq + Send + Sync + 'static,
+        R: CacheValue,
+    {
+        lazy.get::<R>()
+    }
+}
+
+/// A stored value that may be `None`: what `cache_none = false` asks of it.
+#[diagnostic::on_unimplemented(
+    message = "`cache_none = false` needs an `Option` to leave out, but the cached value is `{Self}`",
+    label = "the function's cached value",
+    note = "it applies to functions returning `Option<T>` or a `Result` of `Option<T>`; remove it"
+)]
+pub trait OptionValue {
+    /// Whether it is `Some`.
+    fn is_some_value(&self) -> bool;
+}
+
+impl<T> OptionValue for Option<T> {
+    #[inline]
+    fn is_some_value(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// Whether a value `cache_none = false` keeps is `Some`.
+#[inline]
+pub fn is_some_value<V: OptionValue + ?Sized>(value: &V) -> bool {
+    value.is_some_value()
 }

@@ -20,6 +20,5 @@ pub mod stats;
 pub mod tables;
 pub mod time;
 pub mod tracker;
-pub mod transaction;
 
 pub use error::{session_error, Error, NestedCheckout, PoolTimeout, SessionError};

@@ -1,6 +1,8 @@
 //! Every cached function of the process, registered on its first call, so
 //! statistics and clearing reach them all.
 
+use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -67,63 +69,72 @@ pub fn caching() -> bool {
 }
 
 /// The cache of one `#[cached_query]` function, held in a `static` and built
-/// on the first call.
-pub struct LazyCache<K, V> {
+/// on the first call. The static names only the key type: the value type is
+/// what the type checker finds for the function's output (the `Ok` type of
+/// any `Result`, whatever its alias; see `dbkit_core::keys::Output`), given
+/// at the first [`get`](LazyCache::get).
+pub struct LazyCache<K> {
     spec: CacheSpec,
-    cell: OnceLock<QueryCache<K, V>>,
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<K, V> LazyCache<K, V> {
+impl<K> LazyCache<K> {
     /// A cache that will be built from `spec` on first use.
     pub const fn new(spec: CacheSpec) -> Self {
         LazyCache {
             spec,
             cell: OnceLock::new(),
+            _key: PhantomData,
         }
     }
 }
 
-impl<K, V> LazyCache<K, V>
-where
-    K: Eq + Send + Sync + 'static,
-    V: CacheValue,
-{
+impl<K: Eq + Send + Sync + 'static> LazyCache<K> {
     /// The cache, built and registered on the first call.
+    ///
+    /// # Panics
+    ///
+    /// If called with two value types for one static, which the macro never
+    /// does (one function, one output type).
     #[inline]
-    pub fn get(&'static self) -> &'static QueryCache<K, V> {
-        match self.cell.get() {
-            Some(cache) => cache,
-            None => self.init(),
-        }
+    pub fn get<V: CacheValue>(&'static self) -> &'static QueryCache<K, V> {
+        let cache: &'static (dyn Any + Send + Sync) = match self.cell.get() {
+            Some(cache) => &**cache,
+            None => self.init::<V>(),
+        };
+        cache
+            .downcast_ref::<QueryCache<K, V>>()
+            .expect("one value type per cached function")
     }
 
     #[cold]
-    fn init(&'static self) -> &'static QueryCache<K, V> {
+    fn init<V: CacheValue>(&'static self) -> &'static (dyn Any + Send + Sync) {
         let mut built = false;
         let cache = self.cell.get_or_init(|| {
             built = true;
-            QueryCache::new(&self.spec)
+            Box::new(QueryCache::<K, V>::new(&self.spec))
         });
         if built {
             tracing::debug!(function = self.spec.function, tables = ?self.spec.tables, "cache created");
-            register(self);
+            if let Some(cache) = cache.downcast_ref::<QueryCache<K, V>>() {
+                register(cache);
+            }
         }
-        cache
+        &**cache
     }
 }
 
-impl<K, V> CacheHandle for LazyCache<K, V>
+impl<K, V> CacheHandle for QueryCache<K, V>
 where
     K: Eq + Send + Sync + 'static,
     V: CacheValue,
 {
     fn stats(&self) -> Option<CacheStats> {
-        self.cell.get().map(QueryCache::stats)
+        Some(QueryCache::stats(self))
     }
 
     fn clear(&self) {
-        if let Some(cache) = self.cell.get() {
-            cache.clear();
-        }
+        QueryCache::clear(self);
     }
 }

@@ -20,11 +20,58 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde::Serialize;
+
+/// Hears what happens to the table clock, as r2d2's `HandleEvent` hears a
+/// pool: the Redis tier shares every mark and bump with the other processes
+/// through one. The clock knows it only as this trait, so nothing below
+/// reaches back up. Every method defaults to doing nothing.
+pub trait ClockListener: Send + Sync {
+    /// A write to `tables` is starting (they are marked in flight).
+    fn marked(&self, tables: &[&'static TableState]) {
+        let _ = tables;
+    }
+
+    /// A write to `tables` committed, or they were invalidated explicitly;
+    /// `released` when the write's marks are released with it.
+    fn committed(&self, tables: &[&'static TableState], released: bool) {
+        let _ = (tables, released);
+    }
+
+    /// A write to `tables` was rolled back or abandoned: its marks are
+    /// released without a bump.
+    fn released(&self, tables: &[&'static TableState]) {
+        let _ = tables;
+    }
+}
+
+static LISTENING: AtomicBool = AtomicBool::new(false);
+static LISTENER: parking_lot::RwLock<Option<Arc<dyn ClockListener>>> =
+    parking_lot::RwLock::new(None);
+
+/// Installs (or with `None` removes) the one listener of the table clock.
+pub fn set_listener(listener: Option<Arc<dyn ClockListener>>) {
+    let mut slot = LISTENER.write();
+    LISTENING.store(listener.is_some(), SeqCst);
+    *slot = listener;
+}
+
+/// Calls `f` with the listener, if one is installed (one atomic load when
+/// none is: the common case costs writes nothing).
+#[inline]
+fn notify(f: impl FnOnce(&dyn ClockListener)) {
+    if !LISTENING.load(Relaxed) {
+        return;
+    }
+    let listener = LISTENER.read().clone();
+    if let Some(listener) = listener {
+        f(&*listener);
+    }
+}
 
 /// The process-wide write clock. Starts at 1 so that 0 means "never written".
 static CLOCK: AtomicU64 = AtomicU64::new(1);
@@ -158,7 +205,7 @@ pub fn known_table(name: &str) -> Option<&'static TableState> {
 pub fn invalidate_table(name: &str) {
     let t = table(name);
     t.invalidate();
-    crate::remote::on_commit(&[t], false);
+    notify(|l| l.committed(&[t], false));
 }
 
 /// The pseudo-table standing for "every table" (a placeholder where a table
@@ -176,8 +223,8 @@ pub fn every_table() -> &'static [&'static TableState] {
 /// Makes every cached result of the process stale (and, with the Redis
 /// tier, of every process sharing it). O(1).
 pub fn invalidate_all() {
-    ALL.invalidate();
-    crate::remote::on_commit(every_table(), false);
+    bump_written(&ALL);
+    notify(|l| l.committed(every_table(), false));
 }
 
 /// Refuses every cached result until [`release_every_table`]: the Redis
@@ -277,7 +324,19 @@ impl WriteMark {
         }
         let added = &self.tables.as_slice()[had..];
         if !added.is_empty() {
-            crate::remote::on_mark(added);
+            notify(|l| l.marked(added));
+        }
+    }
+
+    /// The write may have committed while it goes on (an outcome not
+    /// known yet): bump its tables now and keep them marked.
+    pub fn invalidate(&self) {
+        let tables = self.tables.as_slice();
+        for t in tables {
+            bump_written(t);
+        }
+        if !tables.is_empty() {
+            notify(|l| l.committed(tables, false));
         }
     }
 
@@ -287,10 +346,10 @@ impl WriteMark {
     pub fn commit(mut self) {
         let tables = self.tables.as_slice();
         for t in tables {
-            t.invalidate();
+            bump_written(t);
         }
         if !tables.is_empty() {
-            crate::remote::on_commit(tables, true);
+            notify(|l| l.committed(tables, true));
         }
         self.release();
     }
@@ -308,7 +367,7 @@ impl Drop for WriteMark {
         let tables = self.tables.as_slice();
         if !tables.is_empty() {
             // Not committed: rolled back, failed or abandoned.
-            crate::remote::on_release(tables);
+            notify(|l| l.released(tables));
         }
         self.release();
     }
@@ -324,6 +383,34 @@ pub struct TableStats {
     pub invalidations: u64,
     /// Writes started and not yet completed.
     pub writes_in_flight: u64,
+}
+
+/// Every table this process has seen written (committed or invalidated),
+/// `*` among them if it was: what a Redis tier installed now must tell the
+/// other processes of, since their values in Redis may predate it.
+pub fn written_tables() -> Vec<&'static TableState> {
+    let mut written: Vec<&'static TableState> = registry()
+        .read()
+        .values()
+        .copied()
+        .filter(|t| t.last_write.load(SeqCst) > 0)
+        .collect();
+    if ALL_WRITTEN.load(SeqCst) {
+        written.push(&ALL);
+    }
+    written
+}
+
+/// Whether a write of unknown tables (or `invalidate_all`) bumped `*`; the
+/// Redis tier's own holds bump it too, and are not writes.
+static ALL_WRITTEN: AtomicBool = AtomicBool::new(false);
+
+/// Bumps `table`, remembering a bump of `*` that stands for data written.
+fn bump_written(table: &TableState) {
+    if std::ptr::eq(table, &ALL) {
+        ALL_WRITTEN.store(true, SeqCst);
+    }
+    table.invalidate();
 }
 
 /// Figures of every table the process has seen, `*` first.

@@ -36,6 +36,18 @@ pub fn advance(by: Duration) {
 
 /// Milliseconds on the monotonic clock, without the test skew: for
 /// durations that are not TTLs (how long a session has been held).
+/// Milliseconds since the Unix epoch, moved by [`advance`] like
+/// [`now_ms`]: the clock expiry times shared between processes (in Redis)
+/// are written in.
+pub fn wall_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis())
+        .unwrap_or(u64::MAX / 2)
+        .wrapping_add(SKEW_MS.load(Ordering::Relaxed))
+}
+
 #[cfg(target_os = "linux")]
 #[inline]
 pub(crate) fn monotonic_ms() -> u64 {

@@ -1,23 +1,170 @@
-//! Turns one connection's statements and transaction events into table-clock
+//! One connection's transaction state and writes, turned into table-clock
 //! updates (Contract 1), without knowing diesel: the diesel instrumentation
-//! feeds it, tests drive it directly.
+//! feeds it each statement's [`Step`]s and outcome, tests drive it directly.
 //!
-//! - A write marks its tables in flight when the statement starts
-//!   (pre-invalidation), so no reader can be served the old value between the
-//!   database's commit and the bump.
-//! - Autocommit: bump and release when the statement finishes; a failed
-//!   statement releases without a bump.
-//! - In a transaction: the marks stay until the outermost COMMIT has
-//!   *succeeded* (bump, release) or the transaction rolls back (release).
-//!   Savepoints fold into the outer transaction: a rolled-back savepoint keeps
-//!   every mark, so its parent's writes stay pending.
-//! - Dropping the tracker (connection closed, broken, panicked) releases every
-//!   mark: the database rolled the transaction back.
-//! - A transaction opened by raw SQL (`BEGIN` inside a `batch_execute` string)
-//!   is followed by its text, as diesel emits no events for it.
+//! The connection is the authority: its statements, with what each one did
+//! (it succeeded, it failed, it failed in a way that says no transaction was
+//! open), decide whether it is inside a transaction. diesel's own
+//! transaction events are only announcements, checked against the statement
+//! that follows them.
+//!
+//! - A write marks its tables in flight before it runs (pre-invalidation),
+//!   so no reader is served the old value between the database's commit and
+//!   the bump.
+//! - Outside a transaction a write is bumped when it succeeds; a failed
+//!   statement wrote nothing (statements are atomic).
+//! - Inside one its marks are held until the transaction ends: bumped by a
+//!   commit, released without a bump by a rollback, but only when the
+//!   rollback is certain.
+//! - An outcome the tracker is not sure of counts as a commit: a failed
+//!   COMMIT, a text of several statements that failed somewhere, a statement
+//!   that may open or end a transaction in a way it cannot model. Whatever may
+//!   still be pending stays held until a COMMIT or ROLLBACK is seen to
+//!   succeed, and is bumped then.
+//! - Dropping the tracker (connection closed, broken, or its instrumentation
+//!   replaced) bumps whatever is held: the tracker cannot tell a close from
+//!   a replacement.
 
+use std::ops::Range;
+
+use parking_lot::Mutex;
+
+use crate::cache::Access;
 use crate::tables::{self, TableState, WriteMark};
-use crate::transaction::TransactionGuard;
+
+/// When a connection's writes become visible to other connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteVisibility {
+    /// At the commit of the transaction that made them (the real world).
+    #[default]
+    AtCommit,
+    /// At the end of each statement, transaction or not: for connections in
+    /// `begin_test_transaction`, which never commits yet is all the test
+    /// sees. A rollback (of the transaction or to a savepoint) is then a
+    /// write too: what it undoes was visible.
+    AtStatement,
+}
+
+/// The database behind a connection: where their transaction rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// SQLite: `SAVEPOINT` outside a transaction opens one and its `RELEASE`
+    /// commits it; a failed `COMMIT` may leave the transaction open.
+    Sqlite,
+    /// PostgreSQL: a failed `COMMIT` ends the transaction; `BEGIN` inside
+    /// one is only a warning.
+    Postgres,
+    /// MySQL and MariaDB: `BEGIN` and DDL commit the open transaction
+    /// first; `SET autocommit = 0` makes every statement transactional.
+    Mysql,
+    /// Unknown rules: every doubtful case is taken the conservative way.
+    #[default]
+    Other,
+}
+
+/// What one statement does, as the tracker needs to know it. Tables are
+/// ranges into the table list given with the steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Changes no table data (reads included).
+    NoWrite,
+    /// Writes these tables.
+    Write(Range<u32>),
+    /// May write, tables unknown.
+    WriteAll,
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`; `chain` opens the next transaction at once.
+    Commit {
+        /// `COMMIT AND CHAIN`.
+        chain: bool,
+    },
+    /// `ROLLBACK`; `chain` opens the next transaction at once.
+    Rollback {
+        /// `ROLLBACK AND CHAIN`.
+        chain: bool,
+    },
+    /// `SAVEPOINT name` (a hash of the normalized name).
+    Savepoint(u64),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(u64),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(u64),
+    /// `PREPARE TRANSACTION 'id'`: the transaction leaves the connection,
+    /// still pending.
+    PrepareTransaction(u64),
+    /// `COMMIT PREPARED 'id'`, from any connection.
+    CommitPrepared(u64),
+    /// `ROLLBACK PREPARED 'id'`.
+    RollbackPrepared(u64),
+    /// MySQL `SET autocommit = 0 | 1`; `None` when the value is not a
+    /// literal the tracker can read.
+    Autocommit(Option<bool>),
+    /// A statement that commits the open transaction before it runs, even
+    /// when it then fails (MySQL's DDL, `LOCK TABLES`, ...).
+    ImplicitCommit,
+    /// May open or end a transaction in a way the tracker cannot model
+    /// (`XA`, a MySQL procedure): treated as a commit of everything pending
+    /// and a transaction of unknown state afterwards.
+    UnknownControl,
+}
+
+impl Step {
+    fn is_control(&self) -> bool {
+        !matches!(self, Step::NoWrite | Step::Write(_) | Step::WriteAll)
+    }
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It failed because no transaction was open (SQLite's "cannot commit -
+    /// no transaction is active"): the connection is certainly outside one.
+    FailedOutsideTransaction,
+}
+
+/// A transaction control statement diesel announced with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+/// A statement started and not finished.
+#[derive(Debug)]
+enum Pending {
+    /// Changes nothing the tracker follows.
+    Read,
+    /// A write outside any transaction, marked: bumped when it succeeds.
+    Autocommit(WriteMark),
+    /// A write inside the transaction, already in the transaction's marks.
+    InTransaction,
+    /// Anything else: replayed against the state when it finishes.
+    Replay(Replay),
+}
+
+/// A statement kept whole until it finishes.
+#[derive(Debug, Default)]
+struct Replay {
+    /// Pre-invalidation of every table the text may write.
+    mark: Option<WriteMark>,
+    steps: Vec<Step>,
+    tables: Vec<&'static TableState>,
+    /// Several statements in one text: a failure says nothing of which.
+    batch: bool,
+}
+
+/// Transactions prepared with `PREPARE TRANSACTION`: their marks, held
+/// until `COMMIT PREPARED` or `ROLLBACK PREPARED` (from any connection).
+fn prepared() -> &'static Mutex<Vec<(u64, WriteMark)>> {
+    static PREPARED: Mutex<Vec<(u64, WriteMark)>> = Mutex::new(Vec::new());
+    &PREPARED
+}
 
 /// Adds `written` to `mark`, opening it if needed (empty: every table).
 fn add_marks(mark: &mut Option<WriteMark>, written: &[&'static TableState]) {
@@ -27,173 +174,218 @@ fn add_marks(mark: &mut Option<WriteMark>, written: &[&'static TableState]) {
     }
 }
 
-/// When a connection's writes become visible to other connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WriteVisibility {
-    /// At the commit of the transaction that made them (the real world).
-    #[default]
-    AtCommit,
-    /// At the end of each statement, transaction or not: for connections in
-    /// `begin_test_transaction`, which never commits yet is all the test sees.
-    AtStatement,
-}
-
-/// What one statement does, as the tracker needs to know it.
-#[derive(Debug, Clone, Copy)]
-pub enum Step<'t> {
-    /// Changes no table data (reads included).
-    NoWrite,
-    /// Writes these tables.
-    Write(&'t [&'static TableState]),
-    /// May write, tables unknown.
-    WriteAll,
-    /// Opens a transaction by its text (`BEGIN`).
-    Begin,
-    /// Commits by its text (`COMMIT`, `END`).
-    Commit,
-    /// Rolls back by its text (`ROLLBACK`).
-    Rollback,
-}
-
-/// A statement started and not finished.
-#[derive(Debug)]
-struct Pending {
-    /// Marks to bump when the statement succeeds.
-    mark: Option<WriteMark>,
-    /// Whether this statement is the COMMIT diesel announced.
-    commits_transaction: bool,
-    /// Several statements in one text: a failure tells nothing of which one.
-    batch: bool,
-}
-
-/// The write state of one connection.
+/// The transaction state and writes of one connection.
 #[derive(Debug, Default)]
 pub struct WriteTracker {
     visibility: WriteVisibility,
-    /// Depth diesel announced (BeginTransaction / Commit / Rollback events).
-    depth: u32,
-    /// Diesel announced the outermost commit; its COMMIT statement is next.
-    committing: bool,
-    /// A transaction opened by raw SQL text.
-    raw: bool,
-    /// Tables written by the open transaction, marked in flight.
-    transaction_marks: Option<WriteMark>,
-    /// The open transaction, as the calling thread's cache sees it.
-    transaction: Option<TransactionGuard>,
+    backend: Backend,
+    /// An explicit transaction is open (`BEGIN`, or SQLite's `SAVEPOINT`).
+    open: bool,
+    /// Every held mark belongs to a transaction certainly still open and
+    /// uncommitted: only then may a rollback release them without a bump.
+    uncertain: bool,
+    /// MySQL's `autocommit`: off, every statement is in a transaction.
+    autocommit_off: bool,
+    /// Tables the open transaction wrote, marked in flight.
+    held: Option<WriteMark>,
+    /// Savepoints of the open transaction (hashes of their names).
+    savepoints: Vec<u64>,
+    /// The transaction was opened by a `SAVEPOINT` (SQLite): releasing its
+    /// first savepoint commits it.
+    opened_by_savepoint: bool,
+    /// With [`WriteVisibility::AtStatement`]: tables written in the open
+    /// transaction, which a rollback changes back.
+    test_written: Vec<&'static TableState>,
+    announced: Option<Announced>,
     pending: Vec<Pending>,
     /// Marks of statements that finished while others were still pending:
     /// bumped together when the last one finishes.
     deferred: Vec<WriteMark>,
+    /// Replays kept for reuse, so statements allocate nothing once warm.
+    spare: Vec<Replay>,
 }
 
 impl WriteTracker {
-    /// A tracker for a new connection.
-    pub fn new(visibility: WriteVisibility) -> Self {
-        WriteTracker {
-            visibility,
-            ..WriteTracker::default()
+    /// A tracker for a new connection to `backend`.
+    pub fn new(visibility: WriteVisibility, backend: Backend) -> Self {
+        let mut tracker = WriteTracker::default();
+        tracker.visibility = visibility;
+        tracker.backend = backend;
+        tracker
+    }
+
+    /// Whether statements now run inside a transaction (or may).
+    pub fn in_transaction(&self) -> bool {
+        self.open || self.autocommit_off
+    }
+
+    /// How a cached call on this connection may use a cache whose results
+    /// depend on `deps`: outside a transaction fully; inside one it never
+    /// stores (its snapshot may be old, its data uncommitted), and is not
+    /// served tables the transaction wrote (it must see its own writes).
+    #[inline]
+    pub fn access(&self, deps: &[&'static TableState]) -> Access {
+        if !self.in_transaction() || self.visibility == WriteVisibility::AtStatement {
+            return Access::Full;
         }
-    }
-
-    fn in_transaction(&self) -> bool {
-        self.depth > 0 || self.raw
-    }
-
-    fn open_transaction(&mut self) {
-        if self.visibility == WriteVisibility::AtCommit && self.transaction.is_none() {
-            self.transaction = Some(TransactionGuard::begin());
-        }
-    }
-
-    fn close_transaction(&mut self, committed: bool) -> Option<WriteMark> {
-        self.transaction = None;
-        self.raw = false;
-        let marks = self.transaction_marks.take();
-        if committed {
-            marks
+        let Some(held) = &self.held else {
+            return Access::ReadOnly;
+        };
+        let all = tables::table_all();
+        let wrote = held
+            .tables()
+            .iter()
+            .any(|w| std::ptr::eq(*w, all) || deps.iter().any(|d| std::ptr::eq(*w, *d)));
+        if wrote {
+            Access::Bypass
         } else {
-            None // dropped: released without a bump
+            Access::ReadOnly
         }
     }
 
-    fn mark_in_transaction(&mut self, written: &[&'static TableState]) {
-        add_marks(&mut self.transaction_marks, written);
-        if let Some(tx) = &self.transaction {
-            tx.wrote(written);
+    /// diesel's transaction manager believes a transaction is open (or is
+    /// broken) where the tracker saw none: the tracker takes it for a
+    /// transaction of unknown writes until one is seen to end.
+    pub fn diesel_in_transaction(&mut self) {
+        if !self.in_transaction() && self.visibility == WriteVisibility::AtCommit {
+            tracing::debug!("diesel reports a transaction the statements did not show");
+            self.lost_track();
+            self.open = true;
         }
     }
 
-    /// A statement starts; `steps` are its parts in order (one, or several
-    /// for a text holding many statements).
-    pub fn statement_started(&mut self, steps: &[Step<'_>]) {
-        let mut autocommit: Option<WriteMark> = None;
-        let commits_transaction = self.committing;
-        for step in steps {
-            match *step {
-                Step::NoWrite => {}
-                Step::Write(written) => self.write(&mut autocommit, written),
-                Step::WriteAll => self.write(&mut autocommit, &[]),
-                // diesel's own BEGIN/COMMIT: its events already told us.
-                Step::Begin if self.depth > 0 => {}
-                Step::Begin => {
-                    self.raw = true;
-                    self.open_transaction();
-                }
-                Step::Commit | Step::Rollback if self.depth > 0 || !self.raw => {}
-                Step::Commit => {
-                    // A raw transaction commits with this statement: its marks
-                    // are bumped when the statement succeeds.
-                    if let Some(marks) = self.close_transaction(true) {
-                        add_marks(&mut autocommit, marks.tables());
+    /// diesel announced a `BEGIN` or `SAVEPOINT` (at any depth).
+    pub fn transaction_began(&mut self) {
+        self.announced = Some(Announced::Begin);
+    }
+
+    /// diesel announced a `COMMIT` or `RELEASE SAVEPOINT`.
+    pub fn transaction_committing(&mut self) {
+        self.announced = Some(Announced::Commit);
+    }
+
+    /// diesel announced a `ROLLBACK` or `ROLLBACK TO SAVEPOINT`.
+    pub fn transaction_rolling_back(&mut self) {
+        self.announced = Some(Announced::Rollback);
+    }
+
+    /// A statement starts; `steps` are its parts in order, their tables in
+    /// `tables`; `batch` when the text holds several statements (a failure
+    /// then says nothing of which one failed).
+    pub fn statement_started(
+        &mut self,
+        steps: &[Step],
+        tables: &[&'static TableState],
+        batch: bool,
+    ) {
+        let surprise = self.announced.take().is_some_and(|announced| {
+            !steps.iter().any(|s| match announced {
+                Announced::Begin => matches!(s, Step::Begin | Step::Savepoint(_)),
+                Announced::Commit => matches!(s, Step::Commit { .. } | Step::Release(_)),
+                Announced::Rollback => matches!(s, Step::Rollback { .. } | Step::RollbackTo(_)),
+            })
+        });
+        let pending = match steps {
+            _ if surprise => self.replay(steps, tables, batch, true),
+            [Step::NoWrite] | [] => Pending::Read,
+            [Step::Write(_) | Step::WriteAll] if !batch => {
+                let written = written(&steps[0], tables);
+                if self.in_transaction() && self.visibility == WriteVisibility::AtCommit {
+                    add_marks(&mut self.held, written);
+                    Pending::InTransaction
+                } else {
+                    if self.in_transaction() {
+                        self.note_test_write(written);
                     }
-                }
-                Step::Rollback => {
-                    self.close_transaction(false);
+                    Pending::Autocommit(tables::begin_write(written))
                 }
             }
-        }
-        self.pending.push(Pending {
-            mark: autocommit,
-            commits_transaction,
-            batch: steps.len() > 1,
-        });
+            _ => self.replay(steps, tables, batch, false),
+        };
+        self.pending.push(pending);
     }
 
-    /// A write: into the open transaction's marks, or this statement's own.
-    /// An empty `written` means "tables unknown".
-    fn write(&mut self, autocommit: &mut Option<WriteMark>, written: &[&'static TableState]) {
-        if self.in_transaction() && self.visibility == WriteVisibility::AtCommit {
-            self.mark_in_transaction(written);
-        } else {
-            add_marks(autocommit, written);
+    /// Keeps a statement to replay when it finishes, its writes marked now.
+    fn replay(
+        &mut self,
+        steps: &[Step],
+        tables: &[&'static TableState],
+        batch: bool,
+        surprise: bool,
+    ) -> Pending {
+        let mut replay = self.spare.pop().unwrap_or_default();
+        replay.steps.extend_from_slice(steps);
+        if surprise {
+            // diesel announced transaction control this text does not show.
+            replay.steps.push(Step::UnknownControl);
         }
+        replay.tables.extend_from_slice(tables);
+        replay.batch = batch;
+        for step in &replay.steps {
+            match step {
+                Step::Write(_) | Step::WriteAll => {
+                    add_marks(&mut replay.mark, written(step, &replay.tables));
+                }
+                Step::UnknownControl => add_marks(&mut replay.mark, &[]),
+                Step::CommitPrepared(id) if !prepared().lock().iter().any(|(p, _)| p == id) => {
+                    // Prepared elsewhere: its tables are unknown.
+                    add_marks(&mut replay.mark, &[]);
+                }
+                Step::Rollback { .. } | Step::RollbackTo(_)
+                    if self.visibility == WriteVisibility::AtStatement
+                        && !self.test_written.is_empty() =>
+                {
+                    // What the rollback undoes was visible: a write.
+                    add_marks(&mut replay.mark, &self.test_written);
+                }
+                _ => {}
+            }
+        }
+        Pending::Replay(replay)
     }
 
-    /// The statement started last finished, `failed` if it returned an error.
-    pub fn statement_finished(&mut self, failed: bool) {
+    /// The statement started last finished.
+    pub fn statement_finished(&mut self, outcome: Outcome) {
         let Some(done) = self.pending.pop() else {
             return;
         };
-        if done.commits_transaction {
-            self.committing = false;
-            if !failed {
-                // The outermost COMMIT succeeded: the writes are visible now.
-                self.depth = 0;
-                if let Some(marks) = self.close_transaction(true) {
-                    marks.commit();
+        // Another statement still open (a lazily finished load): a failure
+        // cannot be told apart from it, so it counts as an unsure outcome.
+        let sure = self.pending.is_empty();
+        match done {
+            Pending::Read => {}
+            Pending::Autocommit(mark) => {
+                if !sure {
+                    self.deferred.push(mark);
+                } else if outcome == Outcome::Succeeded {
+                    mark.commit();
+                } else {
+                    // Statements are atomic: a failed one wrote nothing. A
+                    // test transaction may have been rolled back with it.
+                    drop(mark);
+                    if self.in_transaction() && self.backend != Backend::Postgres {
+                        self.test_rollback();
+                    }
                 }
             }
-            // A failed COMMIT is followed by diesel's rollback event.
-        }
-        if let Some(mark) = done.mark {
-            if !self.pending.is_empty() {
-                // Another statement is still open (a lazily finished load):
-                // which one failed cannot be told apart, so bump later, always.
-                self.deferred.push(mark);
-            } else if failed && !done.batch {
-                drop(mark); // nothing was written
-            } else {
-                mark.commit();
+            Pending::InTransaction => {
+                if outcome != Outcome::Succeeded {
+                    self.statement_failed_in_transaction();
+                }
+            }
+            Pending::Replay(mut replay) => {
+                if outcome == Outcome::Succeeded {
+                    self.replay_succeeded(&mut replay);
+                } else if sure && !replay.batch {
+                    self.replay_failed(&mut replay, outcome);
+                } else {
+                    self.replay_unsure(&mut replay);
+                }
+                replay.steps.clear();
+                replay.tables.clear();
+                if self.spare.len() < 4 {
+                    self.spare.push(replay);
+                }
             }
         }
         if self.pending.is_empty() {
@@ -203,212 +395,377 @@ impl WriteTracker {
         }
     }
 
-    /// Diesel began a transaction or a savepoint at `depth` (1 = outermost).
-    pub fn transaction_began(&mut self, depth: u32) {
-        self.depth = depth;
-        if depth == 1 {
-            self.open_transaction();
+    /// A write failed inside the transaction. PostgreSQL keeps the
+    /// transaction (aborted) until a rollback; SQLite and MySQL may roll it
+    /// back on their own (busy, deadlock, full disk): a later ROLLBACK is
+    /// then no proof that the held writes were undone.
+    fn statement_failed_in_transaction(&mut self) {
+        if self.backend != Backend::Postgres {
+            self.uncertain = true;
         }
     }
 
-    /// Diesel is about to commit at `depth`; the outermost commit is done
-    /// only when its COMMIT statement succeeds.
-    pub fn transaction_committing(&mut self, depth: u32) {
-        if depth <= 1 {
-            self.committing = true;
-        } else {
-            self.depth = depth - 1; // RELEASE SAVEPOINT: folds into the parent
+    fn replay_succeeded(&mut self, replay: &mut Replay) {
+        let mut commits: Option<WriteMark> = None;
+        for step in &replay.steps {
+            self.succeeded(step, &replay.tables, &mut commits);
+        }
+        if let Some(commits) = commits {
+            commits.commit();
+        }
+        self.finish_replay_mark(replay);
+    }
+
+    /// The replay's own pre-invalidation mark ends: its tables were bumped
+    /// or moved into the transaction's marks by now. With a test
+    /// transaction a rollback's tables are bumped here.
+    fn finish_replay_mark(&mut self, replay: &mut Replay) {
+        if let Some(mark) = replay.mark.take() {
+            if self.visibility == WriteVisibility::AtStatement
+                || replay
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::UnknownControl | Step::CommitPrepared(_)))
+            {
+                mark.commit();
+            } else {
+                drop(mark);
+            }
         }
     }
 
-    /// Diesel rolled back at `depth`: the whole transaction when 1, else a
-    /// savepoint, which keeps every mark (the parent's writes stay pending).
-    pub fn transaction_rolled_back(&mut self, depth: u32) {
-        if depth <= 1 {
-            self.depth = 0;
-            self.committing = false;
-            self.close_transaction(false);
+    /// One step of a statement that succeeded; writes to bump go to `commits`.
+    fn succeeded(
+        &mut self,
+        step: &Step,
+        all_tables: &[&'static TableState],
+        commits: &mut Option<WriteMark>,
+    ) {
+        match step {
+            Step::NoWrite => {}
+            Step::Write(_) | Step::WriteAll => {
+                let written = written(step, all_tables);
+                if self.in_transaction() && self.visibility == WriteVisibility::AtCommit {
+                    add_marks(&mut self.held, written);
+                } else {
+                    if self.in_transaction() {
+                        self.note_test_write(written);
+                    }
+                    add_marks(commits, written);
+                }
+            }
+            Step::Begin => {
+                if !self.in_transaction() {
+                    self.begin();
+                } else {
+                    match self.backend {
+                        // A warning: the same transaction goes on.
+                        Backend::Postgres => {}
+                        // SQLite refuses a BEGIN inside a transaction, so
+                        // there was none: what was held had ended. MySQL
+                        // commits the open transaction first.
+                        Backend::Sqlite | Backend::Mysql => {
+                            self.commit_held();
+                            self.begin();
+                        }
+                        Backend::Other => {
+                            self.lost_track();
+                            self.open = true;
+                        }
+                    }
+                }
+            }
+            Step::Commit { chain } => {
+                self.commit_held();
+                self.end(*chain);
+            }
+            Step::Rollback { chain } => {
+                if self.uncertain {
+                    self.commit_held();
+                } else {
+                    self.held = None; // released without a bump
+                }
+                self.test_rollback_done();
+                self.end(*chain);
+            }
+            Step::Savepoint(name) => {
+                if !self.in_transaction() {
+                    if self.backend == Backend::Sqlite {
+                        self.begin();
+                        self.opened_by_savepoint = true;
+                    } else {
+                        // Cannot succeed outside a transaction here: the
+                        // tracker was wrong about the state.
+                        self.open = true;
+                        self.uncertain = true;
+                    }
+                }
+                self.savepoints.push(*name);
+            }
+            Step::Release(name) => match self.savepoints.iter().rposition(|s| s == name) {
+                Some(at) if self.in_transaction() => {
+                    self.savepoints.truncate(at);
+                    if self.savepoints.is_empty() && self.opened_by_savepoint {
+                        self.commit_held();
+                        self.end(false);
+                    }
+                }
+                _ => self.lost_track(),
+            },
+            Step::RollbackTo(name) => {
+                // The undone writes stay held: a commit bumps them all.
+                match self.savepoints.iter().rposition(|s| s == name) {
+                    Some(at) if self.in_transaction() => self.savepoints.truncate(at + 1),
+                    _ => self.lost_track(),
+                }
+            }
+            Step::PrepareTransaction(id) => {
+                if let Some(mark) = self.held.take() {
+                    prepared().lock().push((*id, mark));
+                }
+                self.end(false);
+            }
+            Step::CommitPrepared(id) => {
+                let mark = take_prepared(*id);
+                if let Some(mark) = mark {
+                    mark.commit();
+                }
+            }
+            Step::RollbackPrepared(id) => drop(take_prepared(*id)),
+            Step::Autocommit(Some(false)) => self.autocommit_off = true,
+            Step::Autocommit(Some(true)) => {
+                if self.autocommit_off {
+                    // Turning it back on commits the open transaction.
+                    self.autocommit_off = false;
+                    self.commit_held();
+                    self.end(false);
+                }
+            }
+            Step::Autocommit(None) => {
+                self.autocommit_off = true;
+                self.lost_track();
+            }
+            Step::ImplicitCommit => {
+                if self.in_transaction() {
+                    self.commit_held();
+                    self.end(false);
+                }
+            }
+            Step::UnknownControl => {
+                self.lost_track();
+                self.open = true;
+            }
+        }
+    }
+
+    /// A single statement that failed, its steps but the last having run.
+    fn replay_failed(&mut self, replay: &mut Replay, outcome: Outcome) {
+        let Some((last, before)) = replay.steps.split_last() else {
+            return;
+        };
+        let mut commits: Option<WriteMark> = None;
+        for step in before {
+            self.succeeded(step, &replay.tables, &mut commits);
+        }
+        if let Some(commits) = commits {
+            commits.commit();
+        }
+        if outcome == Outcome::FailedOutsideTransaction
+            && matches!(last, Step::Commit { .. } | Step::Rollback { .. })
+        {
+            // No transaction was open: whatever was held had committed.
+            self.commit_held();
+            self.end(false);
+            self.finish_replay_mark(replay);
+            return;
+        }
+        match last {
+            Step::NoWrite
+            | Step::Savepoint(_)
+            | Step::Autocommit(_)
+            | Step::RollbackPrepared(_) => {}
+            Step::Write(_) | Step::WriteAll => {
+                if self.in_transaction() {
+                    self.statement_failed_in_transaction();
+                }
+            }
+            Step::Begin => {
+                if self.in_transaction() {
+                    // MySQL commits the open transaction even so.
+                    self.bump_held();
+                    self.uncertain = true;
+                }
+            }
+            Step::Commit { .. } => {
+                if self.backend == Backend::Postgres {
+                    // The server ended the transaction; whether it
+                    // committed is not certain (a lost connection).
+                    self.commit_held();
+                    self.end(false);
+                } else {
+                    // It may still be open (SQLite's busy COMMIT), or not.
+                    self.bump_held();
+                    self.uncertain = true;
+                }
+            }
+            Step::Rollback { .. } | Step::Release(_) | Step::RollbackTo(_) => {
+                if self.in_transaction() {
+                    self.bump_held();
+                    self.uncertain = true;
+                }
+            }
+            Step::PrepareTransaction(_) => {
+                // It becomes a rollback, unless the connection was lost.
+                self.commit_held();
+                self.end(false);
+            }
+            Step::CommitPrepared(id) => {
+                if let Some((_, mark)) = prepared().lock().iter().find(|(p, _)| p == id) {
+                    mark.invalidate();
+                }
+            }
+            Step::ImplicitCommit | Step::UnknownControl => {
+                let mut commits = None;
+                self.succeeded(last, &replay.tables, &mut commits);
+            }
+        }
+        self.finish_replay_mark(replay);
+    }
+
+    /// Several statements failed somewhere, or the outcome cannot be
+    /// attributed: every write may have committed, and a transaction may
+    /// be open or not.
+    fn replay_unsure(&mut self, replay: &mut Replay) {
+        let was_in = self.in_transaction();
+        let controls = replay.steps.iter().any(Step::is_control);
+        self.bump_held();
+        if let Some(mark) = replay.mark.take() {
+            if (was_in || controls) && self.visibility == WriteVisibility::AtCommit {
+                // Perhaps still pending in a transaction: bumped now, held
+                // until it ends, bumped again then.
+                mark.invalidate();
+                add_marks(&mut self.held, mark.tables());
+            } else {
+                mark.commit();
+            }
+        }
+        if controls {
+            for step in &replay.steps {
+                if let Step::CommitPrepared(id) = step {
+                    if let Some((_, mark)) = prepared().lock().iter().find(|(p, _)| p == id) {
+                        mark.invalidate();
+                    }
+                }
+            }
+            self.test_rollback();
+            self.lost_track();
+            self.open = true;
+        } else if was_in {
+            self.statement_failed_in_transaction();
+        }
+    }
+
+    /// The tracker cannot tell whether a transaction is open: it holds
+    /// whatever it holds (bumped already, and again when it ends).
+    fn lost_track(&mut self) {
+        self.bump_held();
+        self.uncertain = true;
+    }
+
+    fn begin(&mut self) {
+        self.open = true;
+        self.uncertain = false;
+        self.savepoints.clear();
+        self.opened_by_savepoint = false;
+    }
+
+    /// The transaction ended; `chain` opens the next one at once.
+    fn end(&mut self, chain: bool) {
+        self.open = false;
+        self.uncertain = false;
+        self.savepoints.clear();
+        self.opened_by_savepoint = false;
+        self.test_written.clear();
+        if chain {
+            self.begin();
+        }
+    }
+
+    /// The held writes committed (or may have): bump and release them.
+    fn commit_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.commit();
+        }
+    }
+
+    /// The held writes may have committed: bump them, keep holding.
+    fn bump_held(&mut self) {
+        if let Some(held) = &self.held {
+            held.invalidate();
+        }
+    }
+
+    fn note_test_write(&mut self, written: &[&'static TableState]) {
+        let written = if written.is_empty() {
+            tables::every_table()
         } else {
-            self.depth = depth - 1;
+            written
+        };
+        for t in written {
+            if !self.test_written.iter().any(|w| std::ptr::eq(*w, *t)) {
+                self.test_written.push(t);
+            }
+        }
+    }
+
+    /// A test transaction may have been rolled back without a statement
+    /// saying so: what it wrote changes back.
+    fn test_rollback(&mut self) {
+        if self.visibility == WriteVisibility::AtStatement && !self.test_written.is_empty() {
+            tables::begin_write(&self.test_written).commit();
+        }
+    }
+
+    fn test_rollback_done(&mut self) {
+        self.test_written.clear();
+    }
+}
+
+/// The tables of a write step (empty: every table).
+fn written<'t>(step: &Step, tables: &'t [&'static TableState]) -> &'t [&'static TableState] {
+    match step {
+        Step::Write(range) => tables
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or_default(),
+        _ => &[],
+    }
+}
+
+fn take_prepared(id: u64) -> Option<WriteMark> {
+    let mut prepared = prepared().lock();
+    let at = prepared.iter().position(|(p, _)| *p == id)?;
+    Some(prepared.swap_remove(at).1)
+}
+
+impl Drop for WriteTracker {
+    fn drop(&mut self) {
+        // Closed mid-transaction, or the instrumentation replaced while
+        // the transaction goes on: not a certain rollback.
+        self.commit_held();
+        for mark in self.deferred.drain(..) {
+            mark.commit();
+        }
+        for pending in self.pending.drain(..) {
+            match pending {
+                Pending::Autocommit(mark) => mark.commit(),
+                Pending::Replay(Replay {
+                    mark: Some(mark), ..
+                }) => mark.commit(),
+                _ => {}
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tables::{fresh, now, table};
-    use crate::transaction::{access, Access};
-
-    fn t(name: &str) -> &'static TableState {
-        table(name)
-    }
-
-    #[test]
-    fn autocommit_write_pre_invalidates_then_bumps() {
-        let users = t("tr_auto");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.statement_started(&[Step::Write(&[users])]);
-        assert!(!fresh(&[users], now()), "in flight");
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-    }
-
-    #[test]
-    fn failed_statement_releases_without_bump() {
-        let users = t("tr_failed");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(true);
-        assert!(fresh(&[users], before));
-    }
-
-    #[test]
-    fn transaction_bumps_only_after_successful_commit() {
-        let users = t("tr_commit");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.transaction_began(1);
-        tracker.statement_started(&[Step::Begin]);
-        tracker.statement_finished(false);
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], now()), "pending until commit");
-        assert_eq!(
-            access(&[users]),
-            Access::Bypass,
-            "the transaction sees its own writes"
-        );
-        tracker.transaction_committing(1);
-        tracker.statement_started(&[Step::Commit]);
-        assert!(
-            !fresh(&[users], now()),
-            "not committed before COMMIT finishes"
-        );
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-        assert_eq!(access(&[users]), Access::Full);
-    }
-
-    #[test]
-    fn rollback_releases_without_bump_and_failed_commit_is_a_rollback() {
-        let users = t("tr_rollback");
-        for failed_commit in [false, true] {
-            let mut tracker = WriteTracker::default();
-            let before = now();
-            tracker.transaction_began(1);
-            tracker.statement_started(&[Step::Write(&[users])]);
-            tracker.statement_finished(false);
-            if failed_commit {
-                tracker.transaction_committing(1);
-                tracker.statement_started(&[Step::Commit]);
-                tracker.statement_finished(true);
-                assert!(
-                    !fresh(&[users], now()),
-                    "still pending after a failed COMMIT"
-                );
-            }
-            tracker.transaction_rolled_back(1);
-            assert!(fresh(&[users], before), "rolled back: nothing changed");
-        }
-    }
-
-    #[test]
-    fn savepoint_rollback_keeps_the_parents_writes_pending() {
-        let users = t("tr_sp_parent");
-        let posts = t("tr_sp_child");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.transaction_began(1);
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        tracker.transaction_began(2);
-        tracker.statement_started(&[Step::Write(&[posts])]);
-        tracker.statement_finished(false);
-        tracker.transaction_rolled_back(2);
-        assert!(
-            !fresh(&[users], now()),
-            "the parent's write is still pending"
-        );
-        tracker.transaction_committing(1);
-        tracker.statement_started(&[Step::Commit]);
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-    }
-
-    #[test]
-    fn dropped_connection_releases_its_marks() {
-        let users = t("tr_dropped");
-        let before = now();
-        let mut tracker = WriteTracker::default();
-        tracker.transaction_began(1);
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        drop(tracker);
-        assert!(fresh(&[users], before));
-        assert_eq!(access(&[users]), Access::Full);
-    }
-
-    #[test]
-    fn raw_begin_in_a_batch_holds_marks_until_raw_commit() {
-        let users = t("tr_raw");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.statement_started(&[Step::Begin, Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], now()), "the raw transaction is still open");
-        tracker.statement_started(&[Step::Commit]);
-        assert!(!fresh(&[users], now()));
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-    }
-
-    #[test]
-    fn whole_raw_transaction_in_one_batch_commits_at_its_end() {
-        let users = t("tr_raw_whole");
-        let mut tracker = WriteTracker::default();
-        let before = now();
-        tracker.statement_started(&[Step::Begin, Step::Write(&[users]), Step::Commit]);
-        assert!(!fresh(&[users], now()));
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-    }
-
-    #[test]
-    fn test_transactions_make_writes_visible_at_statement_end() {
-        let users = t("tr_test_tx");
-        let mut tracker = WriteTracker::new(WriteVisibility::AtStatement);
-        let before = now();
-        tracker.transaction_began(1);
-        assert_eq!(
-            access(&[users]),
-            Access::Full,
-            "no bypass: the test reads like production"
-        );
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], before));
-        assert!(fresh(&[users], now()));
-    }
-
-    #[test]
-    fn overlapping_statements_bump_when_the_last_finishes() {
-        let users = t("tr_overlap");
-        let mut tracker = WriteTracker::default();
-        tracker.statement_started(&[Step::NoWrite]); // a load still being read
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(true); // cannot tell which one failed
-        let during = now();
-        assert!(!fresh(&[users], during), "still in flight");
-        tracker.statement_finished(false);
-        assert!(!fresh(&[users], during), "bumped conservatively");
-        assert!(fresh(&[users], now()));
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use dbkit_core::cache::{CacheSpec, QueryCache};
+use dbkit_core::cache::{Access, CacheSpec, QueryCache};
 use dbkit_core::tables;
 
 type Cache = QueryCache<(u64, String), String>;
@@ -22,6 +22,7 @@ fn cache(table: &'static str, max_entries: usize, single_flight: bool) -> Cache 
 /// One call: the value from the cache, or `compute` run and stored.
 fn call(c: &Cache, id: u64, name: &str, compute: impl FnOnce() -> String) -> (String, bool) {
     match c.get_or_begin(
+        Access::Full,
         &(&id, &name),
         |k| k.0 == id && k.1 == name,
         || (id, name.to_owned()),
@@ -102,7 +103,12 @@ fn lru_bound_is_respected_and_evictions_counted() {
 #[test]
 fn failed_query_stores_nothing_and_next_caller_runs_it() {
     let c = cache("c_fail", 100, true);
-    match c.get_or_begin(&(&1u64, &"a"), |_| true, || (1, "a".to_owned())) {
+    match c.get_or_begin(
+        Access::Full,
+        &(&1u64, &"a"),
+        |_| true,
+        || (1, "a".to_owned()),
+    ) {
         Ok(_) => panic!("empty cache"),
         Err(ticket) => drop(ticket), // the query returned Err
     }

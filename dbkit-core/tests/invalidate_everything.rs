@@ -6,7 +6,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use dbkit_core::tables::{fresh, invalidate_all, now, table};
-use dbkit_core::tracker::{Step, WriteTracker};
+use dbkit_core::tracker::{Backend, Outcome, Step, WriteTracker, WriteVisibility};
 
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
@@ -28,11 +28,11 @@ fn invalidate_all_refuses_every_older_stamp() {
 fn write_with_unknown_tables_pre_invalidates_and_bumps_everything() {
     let _turn = turn();
     let any = table("all_victim");
-    let mut tracker = WriteTracker::default();
+    let mut tracker = WriteTracker::new(WriteVisibility::AtCommit, Backend::Sqlite);
     let before = now();
-    tracker.statement_started(&[Step::WriteAll]);
+    tracker.statement_started(&[Step::WriteAll], &[], false);
     assert!(!fresh(&[any], now()), "every table is in flight");
-    tracker.statement_finished(false);
+    tracker.statement_finished(Outcome::Succeeded);
     assert!(!fresh(&[any], before));
     assert!(fresh(&[any], now()));
 }
@@ -42,20 +42,20 @@ fn unknown_write_inside_a_transaction_holds_every_table_until_commit() {
     let _turn = turn();
     let any = table("all_tx_victim");
     let users = table("all_tx_users");
-    let mut tracker = WriteTracker::default();
-    tracker.transaction_began(1);
-    tracker.statement_started(&[Step::Write(&[users])]);
-    tracker.statement_finished(false);
-    tracker.statement_started(&[Step::WriteAll]);
-    tracker.statement_finished(false);
+    let mut tracker = WriteTracker::new(WriteVisibility::AtCommit, Backend::Sqlite);
+    tracker.statement_started(&[Step::Begin], &[], false);
+    tracker.statement_finished(Outcome::Succeeded);
+    tracker.statement_started(&[Step::Write(0..1)], &[users], false);
+    tracker.statement_finished(Outcome::Succeeded);
+    tracker.statement_started(&[Step::WriteAll], &[], false);
+    tracker.statement_finished(Outcome::Succeeded);
     assert!(
         !fresh(&[any], now()),
         "the unknown write keeps every table in flight"
     );
     let before = now();
-    tracker.transaction_committing(1);
-    tracker.statement_started(&[Step::Commit]);
-    tracker.statement_finished(false);
+    tracker.statement_started(&[Step::Commit { chain: false }], &[], false);
+    tracker.statement_finished(Outcome::Succeeded);
     assert!(!fresh(&[any], before));
     assert!(fresh(&[any], now()));
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dbkit_core::cache::{CacheSpec, QueryCache};
+use dbkit_core::cache::{Access, CacheSpec, QueryCache};
 use dbkit_core::time;
 
 #[test]
@@ -13,7 +13,7 @@ fn entry_expires_after_its_ttl_and_not_before() {
         &["ttl_t"],
         Duration::from_secs(300),
     ));
-    let call = |id: u64, v: u64| match c.get_or_begin(&id, |k| *k == id, || id) {
+    let call = |id: u64, v: u64| match c.get_or_begin(Access::Full, &id, |k| *k == id, || id) {
         Ok(v) => Some(v),
         Err(t) => {
             t.store(v);

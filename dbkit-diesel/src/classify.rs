@@ -9,6 +9,7 @@
 //! Table names come back as written, quotes removed; the table clock maps a
 //! schema-qualified name to its bare table (see `dbkit_core::tables`).
 
+pub use crate::lexer::Dialect;
 use crate::lexer::{Lexer, Token};
 
 /// Most tables one statement is tracked with; more means "unknown tables".
@@ -60,12 +61,34 @@ pub enum Effect<'a> {
     WritesUnknown,
     /// `BEGIN`, `START TRANSACTION`.
     Begin,
-    /// `COMMIT`, `END`.
-    Commit,
-    /// `ROLLBACK` (of the whole transaction).
-    Rollback,
-    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: fold into the transaction.
-    Savepoint,
+    /// `COMMIT`, `END`; `chain` (`AND CHAIN`) opens the next transaction.
+    Commit {
+        /// `AND CHAIN`.
+        chain: bool,
+    },
+    /// `ROLLBACK` of the whole transaction; `chain` opens the next one.
+    Rollback {
+        /// `AND CHAIN`.
+        chain: bool,
+    },
+    /// `SAVEPOINT name`.
+    Savepoint(&'a str),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(&'a str),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(&'a str),
+    /// `PREPARE TRANSACTION 'id'` (PostgreSQL).
+    PrepareTransaction(&'a str),
+    /// `COMMIT PREPARED 'id'`.
+    CommitPrepared(&'a str),
+    /// `ROLLBACK PREPARED 'id'`.
+    RollbackPrepared(&'a str),
+    /// `SET autocommit = ..` (MySQL): `Some(false)` for 0/OFF, `Some(true)`
+    /// for 1/ON, `None` for a value that is not a literal.
+    Autocommit(Option<bool>),
+    /// May open or end a transaction in a way that cannot be modelled (`XA`,
+    /// a MySQL procedure, which may leave a transaction open); may write.
+    UnknownControl,
     /// Changes no table data (`SET`, `PRAGMA`, `CREATE INDEX`, `EXPLAIN`...).
     NoData,
     /// Comments or whitespace only.
@@ -73,35 +96,78 @@ pub enum Effect<'a> {
 }
 
 impl Effect<'_> {
+    /// Whether this statement opens, ends or changes a transaction.
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Effect::Begin
+                | Effect::Commit { .. }
+                | Effect::Rollback { .. }
+                | Effect::Savepoint(_)
+                | Effect::Release(_)
+                | Effect::RollbackTo(_)
+                | Effect::PrepareTransaction(_)
+                | Effect::CommitPrepared(_)
+                | Effect::RollbackPrepared(_)
+                | Effect::Autocommit(_)
+                | Effect::UnknownControl
+        )
+    }
+
     /// Whether this statement may change table data.
     pub fn is_write(&self) -> bool {
-        matches!(self, Effect::Writes(_) | Effect::WritesUnknown)
+        matches!(
+            self,
+            Effect::Writes(_) | Effect::WritesUnknown | Effect::UnknownControl
+        )
     }
 }
 
-/// Every statement of `sql` (a `batch_execute` string may hold several), in order.
+/// One statement of a text: its effect, and whether it commits the open
+/// transaction before it runs (MySQL's DDL and a few others do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// What it does to the tables.
+    pub effect: Effect<'a>,
+    /// Commits the open transaction first, even when it then fails.
+    pub commits_first: bool,
+}
+
+/// Every statement of `sql` (a `batch_execute` string may hold several), in
+/// order, read by the rules of `dialect`.
 ///
 /// `with_reads`: also list the tables SELECTs read (costs a full scan; only
 /// the stale-read guard asks for it).
 ///
 /// ```
-/// use dbkit_diesel::classify::{statements, Effect};
+/// use dbkit_diesel::classify::{statements, Dialect, Effect};
 ///
-/// let effects: Vec<_> = statements(r#"UPDATE "users" SET name = $1 WHERE id = $2"#, false).collect();
-/// assert!(matches!(effects[0], Effect::Writes(t) if t.as_slice() == ["users"]));
+/// let sql = r#"UPDATE "users" SET name = $1 WHERE id = $2"#;
+/// let parts: Vec<_> = statements(sql, Dialect::Postgres, false).collect();
+/// assert!(matches!(parts[0].effect, Effect::Writes(t) if t.as_slice() == ["users"]));
+///
+/// // `#` starts a comment in MySQL only: in PostgreSQL the UPDATE runs.
+/// let sql = "SELECT 5 # 3; UPDATE users SET name = 'x'";
+/// assert_eq!(statements(sql, Dialect::Postgres, false).count(), 2);
+/// assert_eq!(statements(sql, Dialect::Mysql, false).count(), 1);
 /// ```
-pub fn statements(sql: &str, with_reads: bool) -> impl Iterator<Item = Effect<'_>> {
+pub fn statements(
+    sql: &str,
+    dialect: Dialect,
+    with_reads: bool,
+) -> impl Iterator<Item = Statement<'_>> {
     let mut scanner = Scanner {
-        lexer: Lexer::new(sql),
+        lexer: Lexer::new(sql, dialect),
+        dialect,
         peeked: None,
         with_reads,
         done: false,
     };
     std::iter::from_fn(move || {
         while !scanner.done {
-            let effect = scanner.statement();
-            if effect != Effect::Empty {
-                return Some(effect);
+            let statement = scanner.statement();
+            if statement.effect != Effect::Empty {
+                return Some(statement);
             }
         }
         None
@@ -110,8 +176,8 @@ pub fn statements(sql: &str, with_reads: bool) -> impl Iterator<Item = Effect<'_
 
 /// The combined effect of a whole text on tables, as one statement would
 /// have it: writes merged, transaction control reported only when alone.
-pub fn classify(sql: &str, with_reads: bool) -> Effect<'_> {
-    let mut all = statements(sql, with_reads);
+pub fn classify(sql: &str, dialect: Dialect, with_reads: bool) -> Effect<'_> {
+    let mut all = statements(sql, dialect, with_reads).map(|s| s.effect);
     let Some(first) = all.next() else {
         return Effect::Empty;
     };
@@ -124,7 +190,7 @@ pub fn classify(sql: &str, with_reads: bool) -> Effect<'_> {
     let mut any_write = false;
     for effect in [first, second].into_iter().chain(all) {
         match effect {
-            Effect::WritesUnknown => return Effect::WritesUnknown,
+            Effect::WritesUnknown | Effect::UnknownControl => return Effect::WritesUnknown,
             Effect::Writes(t) => {
                 any_write = true;
                 merge(&mut writes, &t);
@@ -156,7 +222,9 @@ fn merge<'a>(into: &mut Tables<'a>, from: &Tables<'a>) {
 
 struct Scanner<'a> {
     lexer: Lexer<'a>,
-    peeked: Option<Option<Token<'a>>>,
+    dialect: Dialect,
+    /// The next token and its text as written.
+    peeked: Option<Option<(Token<'a>, &'a str)>>,
     with_reads: bool,
     done: bool,
 }
@@ -221,18 +289,50 @@ fn is_clause_word(word: &str) -> bool {
 }
 
 impl<'a> Scanner<'a> {
-    fn peek(&mut self) -> Option<Token<'a>> {
+    fn peek_spanned(&mut self) -> Option<(Token<'a>, &'a str)> {
         if self.peeked.is_none() {
-            self.peeked = Some(self.lexer.next_token());
+            self.peeked = Some(self.lexer.next_spanned().map(|(t, s)| (t, s.text)));
         }
         self.peeked.flatten()
     }
 
+    fn peek(&mut self) -> Option<Token<'a>> {
+        self.peek_spanned().map(|(t, _)| t)
+    }
+
     fn next(&mut self) -> Option<Token<'a>> {
+        self.next_spanned().map(|(t, _)| t)
+    }
+
+    fn next_spanned(&mut self) -> Option<(Token<'a>, &'a str)> {
         match self.peeked.take() {
             Some(token) => token,
-            None => self.lexer.next_token(),
+            None => self.lexer.next_spanned().map(|(t, s)| (t, s.text)),
         }
+    }
+
+    /// A name (savepoint): a word or a quoted identifier, as written.
+    fn name(&mut self) -> Option<&'a str> {
+        match self.next() {
+            Some(Token::Word(w)) | Some(Token::Quoted(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// A string literal's text, quotes and all (a prepared transaction's id).
+    fn literal(&mut self) -> Option<&'a str> {
+        match self.next_spanned() {
+            Some((Token::Other, text)) if text.starts_with('\'') => Some(text),
+            _ => None,
+        }
+    }
+
+    /// `AND [NO] CHAIN` after COMMIT or ROLLBACK: whether it chains.
+    fn chain(&mut self) -> bool {
+        if !self.eat("and") {
+            return false;
+        }
+        !self.eat("no") && self.eat("chain")
     }
 
     fn eat(&mut self, keyword: &str) -> bool {
@@ -301,15 +401,57 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// One statement's effect; consumes through its `;`.
-    fn statement(&mut self) -> Effect<'a> {
+    /// One statement; consumes through its `;`.
+    fn statement(&mut self) -> Statement<'a> {
+        let commits_first = self.commits_first();
         let effect = self.head();
         let readable = self.finish_statement();
-        if readable {
-            effect
-        } else {
-            Effect::WritesUnknown
+        let effect = match effect {
+            // Unreadable text may hide anything, transaction control too.
+            _ if !readable && effect.is_control() => Effect::UnknownControl,
+            _ if !readable => Effect::WritesUnknown,
+            // Its text cannot say whether it commits first: assume so.
+            _ if commits_first && self.dialect == Dialect::Any => Effect::UnknownControl,
+            effect => effect,
+        };
+        Statement {
+            effect,
+            commits_first: commits_first && self.dialect == Dialect::Mysql,
         }
+    }
+
+    /// Whether the statement ahead commits the open transaction before it
+    /// runs on MySQL: data definition, account management, table
+    /// maintenance and locking statements do.
+    fn commits_first(&mut self) -> bool {
+        if !matches!(self.dialect, Dialect::Mysql | Dialect::Any) {
+            return false;
+        }
+        let Some(Token::Word(first)) = self.peek() else {
+            return false;
+        };
+        [
+            "create",
+            "alter",
+            "drop",
+            "rename",
+            "truncate",
+            "lock",
+            "unlock",
+            "grant",
+            "revoke",
+            "analyze",
+            "optimize",
+            "repair",
+            "check",
+            "flush",
+            "reset",
+            "cache",
+            "install",
+            "uninstall",
+        ]
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
     }
 
     fn head(&mut self) -> Effect<'a> {
@@ -404,28 +546,136 @@ impl<'a> Scanner<'a> {
                 // arrive inside DO/functions, which are unknown anyway.
                 Effect::Begin
             }
-            "commit" | "end" => Effect::Commit,
-            "rollback" | "abort" => {
+            "commit" | "end" => {
                 self.next();
+                if self.eat("prepared") {
+                    return match self.literal() {
+                        Some(id) => Effect::CommitPrepared(id),
+                        None => Effect::UnknownControl,
+                    };
+                }
                 self.eat("work");
                 self.eat("transaction");
-                if is(self.peek(), "to") {
-                    Effect::Savepoint
-                } else {
-                    Effect::Rollback
+                Effect::Commit {
+                    chain: self.chain(),
                 }
             }
-            "savepoint" | "release" => Effect::Savepoint,
+            "rollback" | "abort" => {
+                self.next();
+                if self.eat("prepared") {
+                    return match self.literal() {
+                        Some(id) => Effect::RollbackPrepared(id),
+                        None => Effect::UnknownControl,
+                    };
+                }
+                self.eat("work");
+                self.eat("transaction");
+                if self.eat("to") {
+                    self.eat("savepoint");
+                    return match self.name() {
+                        Some(name) => Effect::RollbackTo(name),
+                        None => Effect::UnknownControl,
+                    };
+                }
+                Effect::Rollback {
+                    chain: self.chain(),
+                }
+            }
+            "savepoint" => {
+                self.next();
+                match self.name() {
+                    Some(name) => Effect::Savepoint(name),
+                    None => Effect::UnknownControl,
+                }
+            }
+            "release" => {
+                self.next();
+                self.eat("savepoint");
+                match self.name() {
+                    Some(name) => Effect::Release(name),
+                    None => Effect::UnknownControl,
+                }
+            }
+            "prepare" => {
+                self.next();
+                if self.eat("transaction") {
+                    return match self.literal() {
+                        Some(id) => Effect::PrepareTransaction(id),
+                        None => Effect::UnknownControl,
+                    };
+                }
+                Effect::NoData // PREPARE name AS/FROM ...: a statement, not run
+            }
+            "set" => {
+                self.next();
+                self.set_statement()
+            }
+            // XA transactions, and MySQL procedures (which may leave a
+            // transaction open) and prepared statements (which may control one).
+            "xa" => Effect::UnknownControl,
+            "call" | "execute" if matches!(self.dialect, Dialect::Mysql | Dialect::Any) => {
+                Effect::UnknownControl
+            }
             "explain" => {
                 self.next();
                 self.explain_statement()
             }
-            "set" | "reset" | "pragma" | "analyze" | "analyse" | "vacuum" | "reindex"
-            | "cluster" | "checkpoint" | "discard" | "listen" | "unlisten" | "notify" | "lock"
-            | "grant" | "revoke" | "comment" | "use" | "prepare" | "deallocate" | "attach"
-            | "detach" | "security" | "declare" | "fetch" | "move" | "close" => Effect::NoData,
+            "reset" | "pragma" | "analyze" | "analyse" | "vacuum" | "reindex" | "cluster"
+            | "checkpoint" | "discard" | "listen" | "unlisten" | "notify" | "lock" | "unlock"
+            | "grant" | "revoke" | "comment" | "use" | "deallocate" | "attach" | "detach"
+            | "security" | "declare" | "fetch" | "move" | "close" => Effect::NoData,
             // CALL, DO, EXECUTE, HANDLER, and anything unknown.
             _ => Effect::WritesUnknown,
+        }
+    }
+
+    /// `SET ...`: no table data, unless it turns MySQL's autocommit off or
+    /// on (`SET [SESSION] autocommit = 0`, `SET @@autocommit := OFF`, in a
+    /// list of assignments too).
+    fn set_statement(&mut self) -> Effect<'a> {
+        let mut found = None;
+        loop {
+            match self.next() {
+                None | Some(Token::Semicolon) => break,
+                Some(Token::Confused) => return Effect::UnknownControl,
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("autocommit") => {
+                    found = Some(self.autocommit_value());
+                }
+                _ => {}
+            }
+        }
+        match found {
+            Some(value) => Effect::Autocommit(value),
+            None => Effect::NoData,
+        }
+    }
+
+    /// The value after `autocommit` `=` or `:=`, if a literal.
+    fn autocommit_value(&mut self) -> Option<bool> {
+        // `=` or `:=`, one character token at a time.
+        let mut assigned = false;
+        while let Some((Token::Other, text)) = self.peek_spanned() {
+            if text != "=" && text != ":" {
+                break;
+            }
+            assigned |= text == "=";
+            self.next();
+        }
+        if !assigned {
+            return None;
+        }
+        let (token, text) = self.next_spanned()?;
+        let value = match (token, text.to_ascii_lowercase().as_str()) {
+            (Token::Other, "0") | (Token::Word(_), "off" | "false") => Some(false),
+            (Token::Other, "1") | (Token::Word(_), "on" | "true") => Some(true),
+            (Token::Other, "'0'" | "'off'") => Some(false),
+            (Token::Other, "'1'" | "'on'") => Some(true),
+            _ => None,
+        };
+        // Anything but the end or the next assignment: an expression.
+        match self.peek() {
+            None | Some(Token::Semicolon) | Some(Token::Comma) => value,
+            _ => None,
         }
     }
 

@@ -3,10 +3,11 @@
 //!
 //! Per statement it renders the SQL once, without its bind values (they are
 //! personal data, and formatting them costs time on every statement), into a
-//! buffer reused for the connection's whole life, and classifies it without
-//! allocating. Only writes touch the table clock. With query statistics on,
-//! it also times the statement and records it under its shape, normalized
-//! once per distinct statement text and connection.
+//! buffer reused for the connection's whole life. What a statement text does
+//! (its steps for the tracker, its shape for the statistics) is worked out
+//! once per distinct text and connection and remembered, so a statement the
+//! connection has run before costs a hash and a comparison on top of diesel's
+//! own rendering.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -14,56 +15,126 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
+use dbkit_core::cache::Access;
 use dbkit_core::guard;
 use dbkit_core::queries::{self, SessionQueries, SessionScope, Shape};
-use dbkit_core::tables;
-use dbkit_core::tracker::{Step, WriteTracker, WriteVisibility};
+use dbkit_core::tables::{self, TableState};
+use dbkit_core::tracker::{Backend, Outcome, Step, WriteTracker, WriteVisibility};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::Connection;
 
-use crate::classify::{statements, Effect, MAX_TABLES};
+use crate::classify::{statements, Dialect, Effect};
 use crate::shape::shape_of;
 
 /// The marker diesel's query rendering puts between the SQL and its binds.
 const BINDS: &str = " -- binds: ";
 
 /// Collects rendered SQL up to the binds, then stops the rendering.
-struct SqlOnly<'a>(&'a mut String);
+///
+/// diesel writes a query as `write!(f, "{sql} -- binds: {binds:?}")`: the
+/// SQL in one piece, then the marker as a piece of its own. Only that second
+/// piece stops the rendering; the same text inside the SQL (a user's own
+/// comment, a `batch_execute` string, which arrives in one piece) is kept.
+struct SqlOnly<'a> {
+    sql: &'a mut String,
+    pieces: usize,
+}
 
 impl fmt::Write for SqlOnly<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if let Some(at) = s.find(BINDS) {
-            self.0.push_str(&s[..at]);
+        if self.pieces > 0 && s == BINDS {
             return Err(fmt::Error); // stop: the binds are never formatted
         }
-        self.0.push_str(s);
-        if self.0.ends_with(BINDS) {
-            let keep = self.0.len() - BINDS.len();
-            self.0.truncate(keep);
-            return Err(fmt::Error);
-        }
+        self.pieces += 1;
+        self.sql.push_str(s);
         Ok(())
     }
 }
 
-/// Distinct statements whose shape a connection remembers; past it the
-/// memory starts over (a connection running more distinct statements than
-/// this is building SQL from values, and pays one normalization each).
-const SHAPES_PER_CONNECTION: usize = 256;
+/// Distinct statements a connection remembers; past it the memory starts
+/// over (a connection running more distinct statements than this is
+/// building SQL from values, and pays one classification each).
+const STATEMENTS_PER_CONNECTION: usize = 256;
+
+/// What one statement text does, worked out once.
+struct Known {
+    /// The text itself: a lookup compares it, so two texts sharing a hash
+    /// are never taken for each other.
+    sql: Box<str>,
+    steps: Box<[Step]>,
+    tables: Box<[&'static TableState]>,
+    /// Several statements in the text.
+    batch: bool,
+    /// With query statistics on.
+    shape: Option<Arc<Shape>>,
+}
+
+/// The rules a connection's SQL is read by, from its diesel backend.
+pub(crate) fn dialect_of<C: Connection>() -> Dialect {
+    // By name: a backend type need not be `'static`, which `TypeId` asks.
+    let backend = std::any::type_name::<C::Backend>();
+    #[cfg(feature = "sqlite")]
+    if backend == std::any::type_name::<diesel::sqlite::Sqlite>() {
+        return Dialect::Sqlite;
+    }
+    #[cfg(feature = "postgres")]
+    if backend == std::any::type_name::<diesel::pg::Pg>() {
+        return Dialect::Postgres;
+    }
+    #[cfg(feature = "mysql")]
+    if backend == std::any::type_name::<diesel::mysql::Mysql>() {
+        return Dialect::Mysql;
+    }
+    let _ = backend;
+    Dialect::Any
+}
+
+/// The dialect a database URL names, for connections whose backend type
+/// does not say (a diesel `MultiConnection`).
+pub(crate) fn dialect_of_url(url: &str) -> Dialect {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("postgres" | "postgresql") => Dialect::Postgres,
+        Some("mysql" | "mariadb") => Dialect::Mysql,
+        Some("sqlite" | "file") | None => Dialect::Sqlite,
+        Some(_) => Dialect::Any,
+    }
+}
+
+fn backend_of(dialect: Dialect) -> Backend {
+    match dialect {
+        Dialect::Sqlite => Backend::Sqlite,
+        Dialect::Postgres => Backend::Postgres,
+        Dialect::Mysql => Backend::Mysql,
+        Dialect::Any => Backend::Other,
+    }
+}
+
+/// A hash of a savepoint name or prepared transaction id, as the tracker
+/// compares them (names case-insensitively, ids exactly).
+fn name_hash(name: &str, fold_case: bool) -> u64 {
+    let hasher = foldhash::fast::FixedState::default();
+    if fold_case {
+        hasher.hash_one(name.to_ascii_lowercase())
+    } else {
+        hasher.hash_one(name)
+    }
+}
 
 /// dbkit's instrumentation: invalidates cached reads when writes commit,
-/// and records what each statement cost.
+/// tells cached calls whether the connection is inside a transaction, and
+/// records what each statement cost.
 ///
 /// Install it with [`instrument`] (or [`Instrument`] for the options); a
 /// pool does it on every connection it opens.
 pub struct DbkitInstrumentation {
     tracker: WriteTracker,
+    dialect: Dialect,
     sql: String,
     /// Whether statements are timed and recorded by shape.
     query_stats: bool,
-    /// Statement text (its hash) to shape, so normalizing happens once per
-    /// distinct statement and connection.
-    shapes: HashMap<u64, Arc<Shape>, foldhash::fast::RandomState>,
+    /// Statement texts (by hash) and what they do.
+    known: HashMap<u64, Known, foldhash::fast::RandomState>,
     /// The statement running now and when it started.
     running: Option<(Arc<Shape>, Instant)>,
     /// SELECT counts of the session the connection is checked out for.
@@ -76,6 +147,7 @@ impl fmt::Debug for DbkitInstrumentation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbkitInstrumentation")
             .field("tracker", &self.tracker)
+            .field("dialect", &self.dialect)
             .field("wraps_another", &self.inner.is_some())
             .finish_non_exhaustive()
     }
@@ -84,14 +156,16 @@ impl fmt::Debug for DbkitInstrumentation {
 impl DbkitInstrumentation {
     fn new(
         visibility: WriteVisibility,
+        dialect: Dialect,
         query_stats: bool,
         inner: Option<Box<dyn Instrumentation>>,
     ) -> Self {
         DbkitInstrumentation {
-            tracker: WriteTracker::new(visibility),
+            tracker: WriteTracker::new(visibility, backend_of(dialect)),
+            dialect,
             sql: String::with_capacity(256),
             query_stats,
-            shapes: HashMap::default(),
+            known: HashMap::default(),
             running: None,
             session: SessionQueries::default(),
             inner,
@@ -112,116 +186,152 @@ impl DbkitInstrumentation {
         self.session.end();
     }
 
+    /// How a cached call on this connection may use a cache whose results
+    /// depend on `deps`; `diesel_in_transaction` is what diesel's own
+    /// transaction manager believes. Where the two disagree, the
+    /// connection is taken to be inside a transaction of unknown writes.
+    #[doc(hidden)]
+    #[inline]
+    pub fn access(&mut self, deps: &[&'static TableState], diesel_in_transaction: bool) -> Access {
+        if diesel_in_transaction {
+            self.tracker.diesel_in_transaction();
+        }
+        self.tracker.access(deps)
+    }
+
+    /// Whether the connection may be inside a transaction dbkit saw opened
+    /// by raw SQL, or whose state it lost track of: the pool rolls it back
+    /// when the session ends.
+    #[doc(hidden)]
+    pub fn in_transaction(&self) -> bool {
+        self.tracker.in_transaction()
+    }
+
     fn statement_started(&mut self, query: &dyn diesel::connection::DebugQuery) {
         self.sql.clear();
         // An Err here only means the sink stopped at the binds.
-        let _ = write!(SqlOnly(&mut self.sql), "{query}");
-        if self.query_stats {
-            let shape = self.shape();
-            self.running = Some((shape, Instant::now()));
-        }
-        self.classify();
-    }
-
-    /// The shape of the statement in `self.sql`, normalized on first sight.
-    fn shape(&mut self) -> Arc<Shape> {
+        let _ = write!(
+            SqlOnly {
+                sql: &mut self.sql,
+                pieces: 0
+            },
+            "{query}"
+        );
         let hash = foldhash::fast::FixedState::default().hash_one(self.sql.as_str());
-        if let Some(shape) = self.shapes.get(&hash) {
-            return Arc::clone(shape);
+        let known = match self.known.get(&hash) {
+            Some(known) if *known.sql == *self.sql => known,
+            _ => learn(
+                &mut self.known,
+                &self.sql,
+                self.dialect,
+                self.query_stats,
+                hash,
+            ),
+        };
+        if self.query_stats {
+            if let Some(shape) = &known.shape {
+                self.running = Some((Arc::clone(shape), Instant::now()));
+            }
         }
-        if self.shapes.len() >= SHAPES_PER_CONNECTION {
-            self.shapes.clear();
+        self.tracker
+            .statement_started(&known.steps, &known.tables, known.batch);
+        if cfg!(debug_assertions) && guard::running() {
+            for statement in statements(&self.sql, self.dialect, true) {
+                if let Effect::Reads(t) = statement.effect {
+                    guard::check_reads(t.as_slice());
+                }
+            }
         }
-        let shape = Arc::new(shape_of(&self.sql));
-        self.shapes.insert(hash, Arc::clone(&shape));
-        shape
     }
 
-    fn statement_finished(&mut self, failed: bool) {
-        self.tracker.statement_finished(failed);
+    fn statement_finished(&mut self, error: Option<&diesel::result::Error>) {
+        let outcome = match error {
+            None => Outcome::Succeeded,
+            Some(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("no transaction is active") =>
+            {
+                Outcome::FailedOutsideTransaction
+            }
+            Some(_) => Outcome::Failed,
+        };
+        self.tracker.statement_finished(outcome);
         if let Some((shape, started)) = self.running.take() {
-            queries::record(&shape, started.elapsed(), failed, self.session.scope());
+            queries::record(
+                &shape,
+                started.elapsed(),
+                error.is_some(),
+                self.session.scope(),
+            );
             self.session.ran(&shape);
         }
     }
-
-    /// Drives the table clock from what the statement in `self.sql` writes.
-    fn classify(&mut self) {
-        let check_reads = cfg!(debug_assertions) && guard::running();
-
-        // Up to `BATCH` statements are tracked one by one, their tables
-        // resolved into fixed arrays: no allocation per statement.
-        const BATCH: usize = 4;
-        let mut kinds = [Kind::NoWrite; BATCH];
-        let mut written = [[tables::table_all(); MAX_TABLES]; BATCH];
-        let mut count = 0;
-        for effect in statements(&self.sql, check_reads) {
-            if count == BATCH {
-                // More statements than tracked one by one: whatever they do
-                // is covered by invalidating everything.
-                self.tracker.statement_started(&[Step::WriteAll]);
-                return;
-            }
-            kinds[count] = match effect {
-                Effect::Writes(t) if !t.overflowed() => {
-                    for (slot, name) in written[count].iter_mut().zip(t.as_slice()) {
-                        *slot = tables::table(name);
-                    }
-                    Kind::Write(t.as_slice().len())
-                }
-                Effect::Writes(_) | Effect::WritesUnknown => Kind::WriteAll,
-                Effect::Begin => Kind::Begin,
-                Effect::Commit => Kind::Commit,
-                Effect::Rollback => Kind::Rollback,
-                Effect::Reads(t) => {
-                    if check_reads {
-                        guard::check_reads(t.as_slice());
-                    }
-                    Kind::NoWrite
-                }
-                Effect::Savepoint | Effect::NoData | Effect::Empty => Kind::NoWrite,
-            };
-            count += 1;
-        }
-        let steps: [Step<'_>; BATCH] = std::array::from_fn(|i| match kinds[i] {
-            Kind::NoWrite => Step::NoWrite,
-            Kind::Write(n) => Step::Write(&written[i][..n]),
-            Kind::WriteAll => Step::WriteAll,
-            Kind::Begin => Step::Begin,
-            Kind::Commit => Step::Commit,
-            Kind::Rollback => Step::Rollback,
-        });
-        self.tracker.statement_started(&steps[..count]);
-    }
 }
 
-/// A statement's effect before its tables are borrowed into a [`Step`].
-#[derive(Clone, Copy)]
-enum Kind {
-    NoWrite,
-    /// Writes the first `n` resolved tables.
-    Write(usize),
-    WriteAll,
-    Begin,
-    Commit,
-    Rollback,
+/// Works out what statement text `sql` does, and remembers it in `known`.
+#[cold]
+fn learn<'k>(
+    known: &'k mut HashMap<u64, Known, foldhash::fast::RandomState>,
+    sql: &str,
+    dialect: Dialect,
+    query_stats: bool,
+    hash: u64,
+) -> &'k Known {
+    let mut steps = Vec::new();
+    let mut written: Vec<&'static TableState> = Vec::new();
+    let mut count = 0usize;
+    for statement in statements(sql, dialect, false) {
+        count += 1;
+        if statement.commits_first {
+            steps.push(Step::ImplicitCommit);
+        }
+        let fold = |name: &str| name_hash(name, true);
+        let exact = |id: &str| name_hash(id, false);
+        steps.push(match statement.effect {
+            Effect::Writes(t) if !t.overflowed() => {
+                let from = u32::try_from(written.len()).unwrap_or(u32::MAX);
+                written.extend(t.as_slice().iter().map(|name| tables::table(name)));
+                let to = u32::try_from(written.len()).unwrap_or(u32::MAX);
+                Step::Write(from..to)
+            }
+            Effect::Writes(_) | Effect::WritesUnknown => Step::WriteAll,
+            Effect::Reads(_) | Effect::NoData | Effect::Empty => Step::NoWrite,
+            Effect::Begin => Step::Begin,
+            Effect::Commit { chain } => Step::Commit { chain },
+            Effect::Rollback { chain } => Step::Rollback { chain },
+            Effect::Savepoint(name) => Step::Savepoint(fold(name)),
+            Effect::Release(name) => Step::Release(fold(name)),
+            Effect::RollbackTo(name) => Step::RollbackTo(fold(name)),
+            Effect::PrepareTransaction(id) => Step::PrepareTransaction(exact(id)),
+            Effect::CommitPrepared(id) => Step::CommitPrepared(exact(id)),
+            Effect::RollbackPrepared(id) => Step::RollbackPrepared(exact(id)),
+            Effect::Autocommit(value) => Step::Autocommit(value),
+            Effect::UnknownControl => Step::UnknownControl,
+        });
+    }
+    let shape = query_stats.then(|| Arc::new(shape_of(sql, dialect)));
+    if known.len() >= STATEMENTS_PER_CONNECTION {
+        known.clear();
+    }
+    let learned = Known {
+        sql: sql.into(),
+        steps: steps.into_boxed_slice(),
+        tables: written.into_boxed_slice(),
+        batch: count > 1,
+        shape,
+    };
+    known.insert(hash, learned);
+    &known[&hash]
 }
 
 impl Instrumentation for DbkitInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match &event {
             InstrumentationEvent::StartQuery { query, .. } => self.statement_started(*query),
-            InstrumentationEvent::FinishQuery { error, .. } => {
-                self.statement_finished(error.is_some())
-            }
-            InstrumentationEvent::BeginTransaction { depth, .. } => {
-                self.tracker.transaction_began(depth.get())
-            }
-            InstrumentationEvent::CommitTransaction { depth, .. } => {
-                self.tracker.transaction_committing(depth.get())
-            }
-            InstrumentationEvent::RollbackTransaction { depth, .. } => {
-                self.tracker.transaction_rolled_back(depth.get())
+            InstrumentationEvent::FinishQuery { error, .. } => self.statement_finished(*error),
+            InstrumentationEvent::BeginTransaction { .. } => self.tracker.transaction_began(),
+            InstrumentationEvent::CommitTransaction { .. } => self.tracker.transaction_committing(),
+            InstrumentationEvent::RollbackTransaction { .. } => {
+                self.tracker.transaction_rolling_back()
             }
             _ => {}
         }
@@ -243,6 +353,7 @@ impl Instrumentation for DbkitInstrumentation {
 pub struct Instrument {
     visibility: WriteVisibility,
     no_query_stats: bool,
+    dialect: Option<Dialect>,
     inner: Option<Box<dyn Instrumentation>>,
 }
 
@@ -251,6 +362,7 @@ impl fmt::Debug for Instrument {
         f.debug_struct("Instrument")
             .field("visibility", &self.visibility)
             .field("query_stats", &!self.no_query_stats)
+            .field("dialect", &self.dialect)
             .field("wraps_another", &self.inner.is_some())
             .finish()
     }
@@ -264,9 +376,10 @@ impl Instrument {
     }
 
     /// For a connection inside `begin_test_transaction`, which never
-    /// commits: treat each write as committed when its statement ends, and
-    /// let cached reads on the connection's thread behave as outside a
-    /// transaction. Defaults to off.
+    /// commits: treat each write as committed when its statement ends (and
+    /// each rollback, of the transaction or to a savepoint, as a write of
+    /// what it undid), and let cached reads on the connection behave as
+    /// outside a transaction. Defaults to off.
     pub fn test_transaction(mut self) -> Self {
         self.visibility = WriteVisibility::AtStatement;
         self
@@ -276,6 +389,17 @@ impl Instrument {
     /// (query statistics, slow-query log, N+1 detection). Defaults to on.
     pub fn query_stats(mut self, enabled: bool) -> Self {
         self.no_query_stats = !enabled;
+        self
+    }
+
+    /// Whose SQL rules the connection's statements are read by. Defaults to
+    /// the connection's diesel backend; a `MultiConnection`, whose backend
+    /// type does not say, is read by rules on which every dialect agrees
+    /// (what they disagree on counts as a write of every table, and DDL as
+    /// a transaction of unknown state). [`Pool`](crate::Pool) sets it from
+    /// the database URL for such connections.
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = Some(dialect);
         self
     }
 
@@ -295,8 +419,10 @@ impl Instrument {
         let inner = self
             .inner
             .or_else(diesel::connection::get_default_instrumentation);
+        let dialect = self.dialect.unwrap_or_else(dialect_of::<C>);
         conn.set_instrumentation(DbkitInstrumentation::new(
             self.visibility,
+            dialect,
             !self.no_query_stats,
             inner,
         ));

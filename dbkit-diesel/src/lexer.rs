@@ -1,10 +1,24 @@
 //! Tokens of SQL text, enough to find a statement's head, its tables and its
 //! end: words, quoted identifiers, literals skipped whole, comments skipped,
-//! punctuation. Dialects: PostgreSQL, SQLite, MySQL.
+//! punctuation, by the rules of one [`Dialect`]:
 //!
-//! The lexer never panics on any input. When it cannot be sure where a
-//! literal or comment ends it yields [`Token::Confused`], which the classifier
-//! turns into "writes every table" (being conservative is always allowed).
+//! | | PostgreSQL | SQLite | MySQL |
+//! |---|---|---|---|
+//! | `#` | an operator | a parameter sigil | a line comment |
+//! | `--` | a comment | a comment | a comment only before a space |
+//! | `/* /* */ */` | nests | ends at the first `*/` | ends at the first `*/`; `/*!` is executed |
+//! | `\` in `'..'` | literal (escapes only in `E'..'`) | literal | escapes |
+//! | `$tag$..$tag$` | a string | `$name` is a parameter | `$` is an identifier letter |
+//! | `[a]`, `` `a` `` | not quotes | identifiers | `` `a` `` only |
+//!
+//! Where a server setting changes a rule (`standard_conforming_strings`,
+//! `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`) a literal is read both ways and
+//! must end in the same place; [`Dialect::Any`] (a connection whose backend
+//! is not known) takes a construct the dialects read differently the same
+//! way. The lexer never panics on any input. When it cannot be sure where a
+//! literal or comment ends it yields [`Token::Confused`], which the
+//! classifier turns into "writes every table" (being conservative is always
+//! allowed).
 
 /// One token, borrowing the SQL text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +46,45 @@ pub(crate) struct Spanned<'a> {
     pub spaced: bool,
 }
 
+/// Whose rules SQL text is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+    /// MySQL and MariaDB.
+    Mysql,
+    /// Not known (a `MultiConnection`): what any dialect may read
+    /// differently is unreadable.
+    #[default]
+    Any,
+}
+
 pub(crate) struct Lexer<'a> {
     sql: &'a str,
     pos: usize,
+    dialect: Dialect,
+}
+
+/// How backslashes in a quoted literal may be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backslash {
+    /// Never an escape (standard SQL strings, identifiers).
+    Literal,
+    /// Always an escape (PostgreSQL `E'..'`).
+    Escapes,
+    /// Either, by a server setting: both readings must end in one place.
+    Either,
 }
 
 impl<'a> Lexer<'a> {
-    pub(crate) fn new(sql: &'a str) -> Self {
-        Lexer { sql, pos: 0 }
+    pub(crate) fn new(sql: &'a str, dialect: Dialect) -> Self {
+        Lexer {
+            sql,
+            pos: 0,
+            dialect,
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -50,31 +95,70 @@ impl<'a> Lexer<'a> {
         self.bytes().get(self.pos + ahead).copied()
     }
 
-    /// Skips whitespace and comments. `false` on an unterminated block comment.
+    /// Skips whitespace and comments. `false` where the text cannot be read
+    /// safely: an unterminated block comment, a comment the dialects end in
+    /// different places, one MySQL executes.
     fn skip_trivia(&mut self) -> bool {
         loop {
             match (self.peek_byte(0), self.peek_byte(1)) {
                 (Some(b), _) if b.is_ascii_whitespace() => self.pos += 1,
-                (Some(b'-'), Some(b'-')) => self.skip_line(),
-                (Some(b'#'), _) => self.skip_line(), // MySQL
+                (Some(b'-'), Some(b'-')) => {
+                    // MySQL wants a space (or control character) after `--`:
+                    // `1--1` is `1 - -1` there, a comment elsewhere.
+                    let spaced = self.peek_byte(2).is_none_or(|c| c <= b' ');
+                    match self.dialect {
+                        Dialect::Postgres | Dialect::Sqlite => self.skip_line(),
+                        _ if spaced => self.skip_line(),
+                        Dialect::Mysql => return true,
+                        Dialect::Any => return false,
+                    }
+                }
+                (Some(b'#'), _) => match self.dialect {
+                    Dialect::Mysql => self.skip_line(),
+                    Dialect::Postgres | Dialect::Sqlite => return true,
+                    Dialect::Any => return false,
+                },
                 (Some(b'/'), Some(b'*')) => {
-                    // PostgreSQL nests block comments, SQLite and MySQL end them
-                    // at the first `*/`: with a `/*` inside, the dialects
-                    // disagree on where the comment ends, so whatever follows
-                    // cannot be read safely (fuzzing found a write hidden so).
-                    self.pos += 2;
-                    loop {
-                        match (self.peek_byte(0), self.peek_byte(1)) {
-                            (Some(b'*'), Some(b'/')) => {
-                                self.pos += 2;
-                                break;
-                            }
-                            (Some(b'/'), Some(b'*')) | (None, _) => return false,
-                            (Some(_), _) => self.pos += 1,
-                        }
+                    if !self.block_comment() {
+                        return false;
                     }
                 }
                 _ => return true,
+            }
+        }
+    }
+
+    /// A block comment at `pos`. PostgreSQL nests them, SQLite and MySQL
+    /// end them at the first `*/`; MySQL runs `/*! .. */` as SQL.
+    fn block_comment(&mut self) -> bool {
+        let executable = matches!(self.peek_byte(2), Some(b'!'))
+            || (matches!(self.peek_byte(2), Some(b'M')) && matches!(self.peek_byte(3), Some(b'!')));
+        if executable && matches!(self.dialect, Dialect::Mysql | Dialect::Any) {
+            return false;
+        }
+        self.pos += 2;
+        let mut depth = 1usize;
+        loop {
+            match (self.peek_byte(0), self.peek_byte(1)) {
+                (Some(b'*'), Some(b'/')) => {
+                    self.pos += 2;
+                    depth -= 1;
+                    if depth == 0 || self.dialect != Dialect::Postgres {
+                        return true;
+                    }
+                }
+                (Some(b'/'), Some(b'*')) => match self.dialect {
+                    Dialect::Postgres => {
+                        self.pos += 2;
+                        depth += 1;
+                    }
+                    Dialect::Sqlite | Dialect::Mysql => self.pos += 2,
+                    // The dialects disagree on where it ends (fuzzing
+                    // found a write hidden so).
+                    Dialect::Any => return false,
+                },
+                (None, _) => return false,
+                (Some(_), _) => self.pos += 1,
             }
         }
     }
@@ -89,39 +173,64 @@ impl<'a> Lexer<'a> {
     }
 
     /// Skips a literal closed by `close`, where a doubled `close` is an
-    /// escaped one and, if `backslash`, `\x` escapes too. Returns the inner
-    /// text, or `None` if unterminated.
-    fn quoted(&mut self, close: u8, backslash: bool) -> Option<&'a str> {
+    /// escaped one. Returns the inner text, or `None` if unterminated or,
+    /// with [`Backslash::Either`], if the two readings end apart.
+    fn quoted(&mut self, close: u8, backslash: Backslash) -> Option<&'a str> {
         let start = self.pos;
+        let (end, saw_backslash) =
+            self.scan_quoted(start, close, backslash == Backslash::Escapes)?;
+        if backslash == Backslash::Either && saw_backslash {
+            let (other, _) = self.scan_quoted(start, close, true)?;
+            if other != end {
+                return None;
+            }
+        }
+        self.pos = end + 1;
+        self.sql.get(start..end)
+    }
+
+    /// Where the literal starting at `from` closes (the index of its
+    /// closing byte), and whether a backslash was met on the way.
+    fn scan_quoted(&self, from: usize, close: u8, escapes: bool) -> Option<(usize, bool)> {
+        let bytes = self.bytes();
+        let mut at = from;
+        let mut saw_backslash = false;
         loop {
-            match self.peek_byte(0)? {
-                b'\\' if backslash => self.pos += 2,
+            match *bytes.get(at)? {
+                b'\\' => {
+                    saw_backslash = true;
+                    at += if escapes { 2 } else { 1 };
+                }
                 b if b == close => {
-                    if self.peek_byte(1) == Some(close) {
-                        self.pos += 2;
+                    if bytes.get(at + 1) == Some(&close) {
+                        at += 2;
                     } else {
-                        let inner = self.sql.get(start..self.pos);
-                        self.pos += 1;
-                        return inner;
+                        return Some((at, saw_backslash));
                     }
                 }
-                _ => self.pos += 1,
+                _ => at += 1,
             }
         }
     }
 
-    /// `$tag$ ... $tag$` (PostgreSQL); `pos` is at the first `$`.
+    /// `$tag$ ... $tag$` (PostgreSQL); `pos` is at the first `$`. The tag
+    /// is an identifier: letters (any script), digits after the first, `_`.
+    /// `None` when no tag starts here (a `$1` parameter).
     fn dollar_quoted(&mut self) -> Option<Token<'a>> {
-        let rest = &self.bytes()[self.pos..];
-        let tag_len = rest[1..].iter().position(|&b| b == b'$').filter(|&n| {
-            rest[1..1 + n]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
-        })?;
+        let rest = self.sql.get(self.pos..)?;
+        let after = rest.get(1..)?;
+        let tag_len = after.find('$')?;
+        let tag_text = &after[..tag_len];
+        let is_tag = tag_text
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+        if !is_tag {
+            return None;
+        }
         let tag = &rest[..tag_len + 2];
         let body = &rest[tag.len()..];
-        let end = body.windows(tag.len()).position(|w| w == tag);
-        match end {
+        match body.find(tag) {
             Some(end) => {
                 self.pos += tag.len() + end + tag.len();
                 Some(Token::Other)
@@ -131,6 +240,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token, or `None` at the end of the text.
+    #[cfg(test)]
     pub(crate) fn next_token(&mut self) -> Option<Token<'a>> {
         self.next_spanned().map(|(token, _)| token)
     }
@@ -174,42 +284,79 @@ impl<'a> Lexer<'a> {
                 self.pos += 1;
                 Token::Semicolon
             }
-            b'"' | b'`' => {
+            b'"' => {
                 self.pos += 1;
-                match self.quoted(b, false) {
+                // MySQL reads it as a string (backslashes escape) unless
+                // ANSI_QUOTES makes it an identifier.
+                let backslash = match self.dialect {
+                    Dialect::Mysql | Dialect::Any => Backslash::Either,
+                    Dialect::Postgres | Dialect::Sqlite => Backslash::Literal,
+                };
+                match self.quoted(b, backslash) {
                     Some(inner) => Token::Quoted(inner),
                     None => Token::Confused,
                 }
             }
-            b'[' => {
+            b'`' if self.dialect != Dialect::Postgres => {
                 self.pos += 1;
-                match self.quoted(b']', false) {
+                match self.quoted(b, Backslash::Literal) {
                     Some(inner) => Token::Quoted(inner),
                     None => Token::Confused,
+                }
+            }
+            b'[' if matches!(self.dialect, Dialect::Sqlite | Dialect::Any) => {
+                if self.dialect == Dialect::Any {
+                    // An identifier in SQLite, a subscript elsewhere.
+                    Token::Confused
+                } else {
+                    self.pos += 1;
+                    match self.quoted(b']', Backslash::Literal) {
+                        Some(inner) => Token::Quoted(inner),
+                        None => Token::Confused,
+                    }
                 }
             }
             b'\'' => {
                 self.pos += 1;
-                // Standard strings: '' escapes. A backslash may escape in
-                // MySQL; if reading it the standard way leaves a stray quote,
-                // the text ends up unterminated and we are confused, never wrong.
-                match self.quoted(b'\'', false) {
+                // Standard strings: '' escapes. PostgreSQL (with
+                // standard_conforming_strings off) and MySQL (without
+                // NO_BACKSLASH_ESCAPES) also take backslash escapes.
+                let backslash = match self.dialect {
+                    Dialect::Sqlite => Backslash::Literal,
+                    _ => Backslash::Either,
+                };
+                match self.quoted(b'\'', backslash) {
                     Some(_) => Token::Other,
                     None => Token::Confused,
                 }
             }
-            b'$' if self
-                .peek_byte(1)
-                .is_some_and(|c| c == b'$' || c.is_ascii_alphabetic() || c == b'_') =>
+            b'$' if matches!(self.dialect, Dialect::Postgres | Dialect::Any)
+                && self
+                    .sql
+                    .get(self.pos + 1..)
+                    .and_then(|r| r.chars().next())
+                    .is_some_and(|c| c == '$' || c.is_alphabetic() || c == '_') =>
             {
                 match self.dollar_quoted() {
+                    // MySQL and SQLite read `$a$` as a name: no agreement.
+                    Some(_) if self.dialect == Dialect::Any => Token::Confused,
                     Some(token) => token,
                     None => {
-                        // `$1`-style or `$name` parameter: skip the sigil.
+                        // A `$name` that is no tag: skip the sigil.
                         self.pos += 1;
                         Token::Other
                     }
                 }
+            }
+            b'$' if self.dialect == Dialect::Sqlite => {
+                // A `$name` parameter, whole.
+                self.pos += 1;
+                while self.peek_byte(0).is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+                }) {
+                    self.pos += 1;
+                }
+                Token::Other
             }
             b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
                 let start = self.pos;
@@ -217,7 +364,11 @@ impl<'a> Lexer<'a> {
                 if matches!(b | 0x20, b'e' | b'x' | b'b' | b'n') && self.peek_byte(1) == Some(b'\'')
                 {
                     self.pos += 2;
-                    let backslash = b | 0x20 == b'e';
+                    let backslash = match (b | 0x20, self.dialect) {
+                        (b'e', Dialect::Postgres) => Backslash::Escapes,
+                        (_, Dialect::Sqlite) => Backslash::Literal,
+                        _ => Backslash::Either,
+                    };
                     if self.quoted(b'\'', backslash).is_some() {
                         return Some(Token::Other);
                     }
@@ -268,7 +419,11 @@ mod tests {
     use super::*;
 
     fn tokens(sql: &str) -> Vec<Token<'_>> {
-        let mut lexer = Lexer::new(sql);
+        tokens_in(sql, Dialect::Postgres)
+    }
+
+    fn tokens_in(sql: &str, dialect: Dialect) -> Vec<Token<'_>> {
+        let mut lexer = Lexer::new(sql, dialect);
         std::iter::from_fn(|| lexer.next_token()).collect()
     }
 
@@ -295,8 +450,16 @@ mod tests {
         assert_eq!(tokens("SELECT /* abc").last(), Some(&Token::Confused));
         // Nested comments: PostgreSQL and SQLite end them in different places.
         assert_eq!(
-            tokens("/* a /* b */ DELETE FROM t").last(),
+            tokens_in("/* a /* b */ DELETE FROM t", Dialect::Any).last(),
             Some(&Token::Confused)
+        );
+        assert_eq!(
+            tokens("/* a /* b */ DELETE FROM t */ SELECT"),
+            vec![Token::Word("SELECT")]
+        );
+        assert_eq!(
+            tokens_in("/* a /* b */ DELETE", Dialect::Sqlite),
+            vec![Token::Word("DELETE")]
         );
         assert_eq!(tokens("SELECT $x$ abc").last(), Some(&Token::Confused));
     }

@@ -4,6 +4,7 @@
 //! bundled libsqlite3, `postgres`, `mysql`) for the `dbkit` facade.
 #![warn(missing_docs)]
 
+mod access;
 pub mod classify;
 mod default_pool;
 mod instrument;
@@ -11,6 +12,7 @@ mod lexer;
 mod pool;
 mod shape;
 
+pub use access::{cache_access, CacheConnection};
 pub use default_pool::{
     checkout_default, checkout_from, default_pool, set_default_pool, PoolSource,
 };

@@ -21,7 +21,10 @@ use diesel::r2d2::{
 use diesel::Connection;
 use serde::Serialize;
 
-use crate::instrument::{dbkit_instrumentation, is_instrumented, Instrument};
+use crate::classify::Dialect;
+use crate::instrument::{
+    dbkit_instrumentation, dialect_of, dialect_of_url, is_instrumented, Instrument,
+};
 
 /// Makes the instrumentation of each new connection that dbkit's wraps.
 type InstrumentationFactory = Arc<dyn Fn() -> Box<dyn Instrumentation> + Send + Sync>;
@@ -344,7 +347,10 @@ impl<C: R2D2Connection + 'static> Drop for Session<C> {
 fn roll_back_open_transaction<C: Connection>(conn: &mut C, token: &SessionToken, panicking: bool) {
     let depth = C::TransactionManager::transaction_manager_status_mut(conn).transaction_depth();
     let Ok(Some(depth)) = depth else {
-        return; // none open, or broken: r2d2 discards a broken connection
+        if depth.is_ok() {
+            roll_back_raw_transaction(conn, token);
+        }
+        return; // broken: r2d2 discards a broken connection
     };
     let label = token.info().map(|i| i.label).unwrap_or_default();
     if panicking {
@@ -360,6 +366,26 @@ fn roll_back_open_transaction<C: Connection>(conn: &mut C, token: &SessionToken,
             );
             return;
         }
+    }
+}
+
+/// diesel has no transaction open, but the statements opened one by raw
+/// SQL (`BEGIN` in a `batch_execute`), or dbkit cannot tell (a failed
+/// COMMIT that may have left one open): a `ROLLBACK` ends it before the
+/// connection goes back, and tells the tracker where it stands.
+fn roll_back_raw_transaction<C: Connection>(conn: &mut C, token: &SessionToken) {
+    let open = dbkit_instrumentation(conn).is_some_and(|i| i.in_transaction());
+    if !open {
+        return;
+    }
+    let label = token.info().map(|i| i.label).unwrap_or_default();
+    tracing::warn!(session = token.id(), label = %label, "session ended inside a transaction opened by raw SQL, or of unknown state: rolling it back");
+    if let Err(e) = conn.batch_execute("ROLLBACK") {
+        // SQLite answers that none was open: the tracker learns it.
+        tracing::debug!(
+            session = token.id(),
+            "rollback at the end of the session: {e}"
+        );
     }
 }
 
@@ -592,8 +618,13 @@ impl<C: R2D2Connection + 'static> Builder<C> {
         tracker_config.breaker = self.breaker;
         let tracker = PoolTracker::new(tracker_config);
         let events = Events(Arc::clone(&tracker));
+        let dialect = match dialect_of::<C>() {
+            Dialect::Any => dialect_of_url(database_url),
+            known => known,
+        };
         let customizer = Customizer {
             instrument: self.instrument,
+            dialect,
             test_transaction: self.test_transaction,
             query_stats: self.query_stats,
             instrumentation: self.instrumentation,
@@ -672,6 +703,7 @@ impl r2d2::HandleError<r2d2::Error> for Events {
 /// Instruments each new connection, then runs the user's customizer.
 struct Customizer<C> {
     instrument: bool,
+    dialect: Dialect,
     test_transaction: bool,
     query_stats: bool,
     instrumentation: Option<InstrumentationFactory>,
@@ -689,7 +721,9 @@ impl<C> fmt::Debug for Customizer<C> {
 impl<C: R2D2Connection + 'static> CustomizeConnection<C, r2d2::Error> for Customizer<C> {
     fn on_acquire(&self, conn: &mut C) -> Result<(), r2d2::Error> {
         if self.instrument {
-            let mut instrument = Instrument::new().query_stats(self.query_stats);
+            let mut instrument = Instrument::new()
+                .query_stats(self.query_stats)
+                .dialect(self.dialect);
             if self.test_transaction {
                 instrument = instrument.test_transaction();
             }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use dbkit_core::queries::Shape;
 
-use crate::lexer::{Lexer, Token};
+use crate::lexer::{Dialect, Lexer, Token};
 
 /// Shapes longer than this are cut: a shape is for reading, and a huge
 /// `batch_execute` script would otherwise be kept whole.
@@ -25,16 +25,16 @@ enum Piece<'a> {
     Punct(&'a str, bool),
 }
 
-/// The shape of `sql`.
-pub(crate) fn shape_of(sql: &str) -> Shape {
-    let pieces = pieces(sql);
+/// The shape of `sql`, read by the rules of `dialect`.
+pub(crate) fn shape_of(sql: &str, dialect: Dialect) -> Shape {
+    let pieces = pieces(sql, dialect);
     let is_select =
         matches!(pieces.first(), Some(Piece::Word(w)) if w.eq_ignore_ascii_case("select"));
     Shape::new(render(&fold_lists(&pieces)), is_select)
 }
 
-fn pieces(sql: &str) -> Vec<Piece<'_>> {
-    let mut lexer = Lexer::new(sql);
+fn pieces(sql: &str, dialect: Dialect) -> Vec<Piece<'_>> {
+    let mut lexer = Lexer::new(sql, dialect);
     let mut out: Vec<Piece<'_>> = Vec::new();
     // Whether the last piece is a number still being read (`1.5e3`).
     let mut in_number = false;
@@ -232,7 +232,7 @@ mod tests {
     use super::*;
 
     fn shape(sql: &str) -> String {
-        shape_of(sql).text().to_owned()
+        shape_of(sql, Dialect::Postgres).text().to_owned()
     }
 
     #[test]
@@ -250,7 +250,11 @@ mod tests {
             r#"SELECT "users"."id" FROM "users" WHERE "users"."id" = ?"#
         );
         assert_eq!(
-            shape("SELECT `users`.`id` FROM `users` WHERE `users`.`id` = ?"),
+            shape_of(
+                "SELECT `users`.`id` FROM `users` WHERE `users`.`id` = ?",
+                Dialect::Mysql
+            )
+            .text(),
             "SELECT `users`.`id` FROM `users` WHERE `users`.`id` = ?"
         );
         assert_eq!(
@@ -296,10 +300,14 @@ mod tests {
 
     #[test]
     fn only_selects_are_selects() {
-        assert!(shape_of("SELECT 1").is_select());
-        assert!(shape_of("  select * from t").is_select());
-        assert!(!shape_of("UPDATE t SET a = 1").is_select());
-        assert!(!shape_of("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d").is_select());
+        assert!(shape_of("SELECT 1", Dialect::Postgres).is_select());
+        assert!(shape_of("  select * from t", Dialect::Postgres).is_select());
+        assert!(!shape_of("UPDATE t SET a = 1", Dialect::Postgres).is_select());
+        assert!(!shape_of(
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            Dialect::Postgres
+        )
+        .is_select());
     }
 
     #[test]

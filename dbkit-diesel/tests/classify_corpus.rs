@@ -2,12 +2,26 @@
 //! (rendered by diesel's own query builder, binds stripped, exactly the text
 //! the instrumentation sees) and against hand-written SQL.
 
-use dbkit_diesel::classify::{classify, Effect};
+use dbkit_diesel::classify::{classify, Dialect, Effect};
+
+/// The dialect a hand-written case is in: SQLite's quotes, else
+/// PostgreSQL's.
+fn dialect_of(sql: &str) -> Dialect {
+    if sql.contains(['[', '`']) {
+        Dialect::Sqlite
+    } else {
+        Dialect::Postgres
+    }
+}
 
 /// The tables a text writes; `None` for "writes, tables unknown";
 /// panics if it does not write.
 fn writes(sql: &str) -> Option<Vec<String>> {
-    match classify(sql, false) {
+    writes_in(sql, dialect_of(sql))
+}
+
+fn writes_in(sql: &str, dialect: Dialect) -> Option<Vec<String>> {
+    match classify(sql, dialect, false) {
         Effect::Writes(t) => Some(
             t.as_slice()
                 .iter()
@@ -20,7 +34,7 @@ fn writes(sql: &str) -> Option<Vec<String>> {
 }
 
 fn reads(sql: &str) -> Vec<String> {
-    match classify(sql, true) {
+    match classify(sql, dialect_of(sql), true) {
         Effect::Reads(t) => {
             let mut v: Vec<String> = t
                 .as_slice()
@@ -109,8 +123,61 @@ fn what_cannot_be_placed_writes_everything() {
         "/* x/*/ -- */**/(\nUPDATE users SET a = 1",
         "/* a /* b */ DELETE FROM users",
     ] {
-        assert_eq!(writes(sql), None, "{sql:?}");
+        assert_eq!(writes_in(sql, Dialect::Any), None, "{sql:?}");
     }
+    // Read by the right dialect, the fuzzer's finds are plain writes.
+    assert_eq!(
+        writes_in("/* x/*/ -- */**/(\nUPDATE users SET a = 1", Dialect::Sqlite),
+        Some(vec!["users".to_owned()])
+    );
+    assert_eq!(
+        writes_in("/* a /* b */ DELETE FROM users", Dialect::Mysql),
+        Some(vec!["users".to_owned()])
+    );
+}
+
+#[test]
+fn each_dialect_reads_its_own_comments_quotes_and_strings() {
+    use Dialect::*;
+    let users = || Some(vec!["users".to_owned()]);
+    // `#`: an operator in PostgreSQL, a comment in MySQL.
+    let hash = "SELECT 5 # 3; UPDATE users SET a = 1";
+    assert_eq!(writes_in(hash, Postgres), users());
+    assert_eq!(writes_in(hash, Any), None);
+    assert!(!classify(hash, Mysql, false).is_write());
+    // `--` needs a space after it in MySQL: `1--1` is arithmetic there.
+    let dashes = "SELECT 1--1; UPDATE users SET a = 1";
+    assert_eq!(writes_in(dashes, Mysql), users());
+    assert_eq!(writes_in(dashes, Any), None);
+    assert!(!classify(dashes, Postgres, false).is_write());
+    // Backslashes escape in MySQL (unless NO_BACKSLASH_ESCAPES) and in
+    // PostgreSQL with standard_conforming_strings off: both readings must
+    // end the literal in one place.
+    let backslash = r"SELECT 'it'; UPDATE users SET a = 1; -- '";
+    assert_eq!(writes_in(backslash, Mysql), None);
+    assert_eq!(writes_in(backslash, Postgres), None);
+    assert_eq!(writes_in(backslash, Sqlite), users());
+    assert!(!classify(r"SELECT '\d+' FROM t", Postgres, false).is_write());
+    // MySQL runs `/*! .. */`.
+    assert_eq!(
+        writes_in("SELECT 1 /*! ; UPDATE users SET a = 1 */", Mysql),
+        None
+    );
+    // Dollar quotes: PostgreSQL's, with any letters in the tag.
+    let dollar = "SELECT $é$ '$é$; UPDATE users SET a = 1; -- '";
+    assert_eq!(writes_in(dollar, Postgres), Some(vec!["users".to_owned()]));
+    assert_eq!(writes_in(dollar, Any), None);
+    // Brackets quote in SQLite only.
+    let brackets = "SELECT x[']'] ; UPDATE users SET a = 1 --'";
+    assert_eq!(writes_in(brackets, Postgres), users());
+    // Nested comments: PostgreSQL only.
+    assert_eq!(
+        writes_in(
+            "/* a /* b */ UPDATE posts SET a = 1 */ UPDATE users SET a = 1",
+            Postgres
+        ),
+        users()
+    );
 }
 
 #[test]
@@ -157,12 +224,17 @@ fn reads_and_what_changes_no_data() {
         "VACUUM",
         "LOCK TABLE users IN ACCESS EXCLUSIVE MODE",
     ] {
-        assert_eq!(classify(sql, false), Effect::NoData, "{sql:?}");
+        assert_eq!(
+            classify(sql, Dialect::Postgres, false),
+            Effect::NoData,
+            "{sql:?}"
+        );
     }
 }
 
 #[test]
 fn transaction_control() {
+    let pg = |sql| classify(sql, Dialect::Postgres, false);
     for sql in [
         "BEGIN",
         "begin immediate",
@@ -170,26 +242,91 @@ fn transaction_control() {
         "START TRANSACTION",
         "BEGIN DEFERRED TRANSACTION",
     ] {
-        assert_eq!(classify(sql, false), Effect::Begin, "{sql:?}");
-    }
-    for sql in ["COMMIT", "commit transaction", "END", "COMMIT WORK"] {
-        assert_eq!(classify(sql, false), Effect::Commit, "{sql:?}");
-    }
-    for sql in ["ROLLBACK", "rollback work", "ABORT"] {
-        assert_eq!(classify(sql, false), Effect::Rollback, "{sql:?}");
+        assert_eq!(pg(sql), Effect::Begin, "{sql:?}");
     }
     for sql in [
-        "SAVEPOINT diesel_savepoint_1",
-        "RELEASE SAVEPOINT diesel_savepoint_1",
-        "ROLLBACK TO SAVEPOINT diesel_savepoint_1",
-        "rollback transaction to s",
+        "COMMIT",
+        "commit transaction",
+        "END",
+        "COMMIT WORK",
+        "COMMIT AND NO CHAIN",
     ] {
-        assert_eq!(classify(sql, false), Effect::Savepoint, "{sql:?}");
+        assert_eq!(pg(sql), Effect::Commit { chain: false }, "{sql:?}");
     }
+    assert_eq!(pg("COMMIT AND CHAIN"), Effect::Commit { chain: true });
+    for sql in ["ROLLBACK", "rollback work", "ABORT"] {
+        assert_eq!(pg(sql), Effect::Rollback { chain: false }, "{sql:?}");
+    }
+    assert_eq!(pg("ROLLBACK AND CHAIN"), Effect::Rollback { chain: true });
     assert_eq!(
-        classify("  -- nothing\n /* here */ ; ;", false),
+        pg("SAVEPOINT diesel_savepoint_1"),
+        Effect::Savepoint("diesel_savepoint_1")
+    );
+    assert_eq!(
+        pg("RELEASE SAVEPOINT diesel_savepoint_1"),
+        Effect::Release("diesel_savepoint_1")
+    );
+    assert_eq!(pg("release s"), Effect::Release("s"));
+    assert_eq!(
+        pg("ROLLBACK TO SAVEPOINT diesel_savepoint_1"),
+        Effect::RollbackTo("diesel_savepoint_1")
+    );
+    assert_eq!(pg("rollback transaction to s"), Effect::RollbackTo("s"));
+    assert_eq!(
+        pg("PREPARE TRANSACTION 'tx-1'"),
+        Effect::PrepareTransaction("'tx-1'")
+    );
+    assert_eq!(
+        pg("COMMIT PREPARED 'tx-1'"),
+        Effect::CommitPrepared("'tx-1'")
+    );
+    assert_eq!(
+        pg("ROLLBACK PREPARED 'tx-1'"),
+        Effect::RollbackPrepared("'tx-1'")
+    );
+    assert_eq!(pg("PREPARE get_user AS SELECT 1"), Effect::NoData);
+    let my = |sql| classify(sql, Dialect::Mysql, false);
+    for (sql, value) in [
+        ("SET autocommit = 0", Some(false)),
+        ("SET autocommit=1", Some(true)),
+        ("set session autocommit = OFF", Some(false)),
+        ("SET @@autocommit := ON", Some(true)),
+        ("SET @@session.autocommit = 0, sql_mode = ''", Some(false)),
+        ("SET autocommit = @saved", None),
+        ("SET autocommit = 10", None),
+    ] {
+        assert_eq!(my(sql), Effect::Autocommit(value), "{sql:?}");
+    }
+    assert_eq!(my("SET NAMES utf8mb4"), Effect::NoData);
+    for sql in ["XA START 'x'", "CALL refill()", "EXECUTE stmt"] {
+        assert_eq!(my(sql), Effect::UnknownControl, "{sql:?}");
+    }
+    assert_eq!(pg("COMMIT 'unterminated"), Effect::UnknownControl);
+    assert_eq!(
+        classify("  -- nothing\n /* here */ ; ;", Dialect::Postgres, false),
         Effect::Empty
     );
+}
+
+#[test]
+fn mysql_data_definition_commits_first() {
+    use dbkit_diesel::classify::statements;
+    let parts: Vec<_> = statements(
+        "ALTER TABLE users ADD COLUMN a INT; UPDATE users SET a = 1; LOCK TABLES users WRITE",
+        Dialect::Mysql,
+        false,
+    )
+    .map(|s| s.commits_first)
+    .collect();
+    assert_eq!(parts, [true, false, true]);
+    let pg: Vec<_> = statements(
+        "ALTER TABLE users ADD COLUMN a INT",
+        Dialect::Postgres,
+        false,
+    )
+    .map(|s| s.commits_first)
+    .collect();
+    assert_eq!(pg, [false], "PostgreSQL's DDL is transactional");
 }
 
 /// SQL as diesel renders it, from its own query builder.
@@ -324,20 +461,21 @@ mod generated {
         }};
     }
 
-    fn check(backend: &str, corpus: Vec<(String, Option<&[&str]>)>) {
+    fn check(backend: &str, dialect: Dialect, corpus: Vec<(String, Option<&[&str]>)>) {
         for (sql, expected) in corpus {
             match expected {
                 Some(tables) => {
-                    let got = writes(&sql)
+                    let got = writes_in(&sql, dialect)
                         .unwrap_or_else(|| panic!("{backend}: {sql:?} tables should be known"));
                     assert_eq!(got, tables, "{backend}: {sql}");
                 }
                 None => {
+                    let effect = classify(&sql, dialect, true);
+                    assert!(!effect.is_write(), "{backend}: {sql} is a read");
                     assert!(
-                        !classify(&sql, true).is_write(),
-                        "{backend}: {sql} is a read"
+                        matches!(effect, Effect::Reads(t) if !t.as_slice().is_empty()),
+                        "{backend}: {sql} reads tables"
                     );
-                    assert!(!reads(&sql).is_empty(), "{backend}: {sql} reads tables");
                 }
             }
         }
@@ -372,7 +510,7 @@ mod generated {
             ),
             Some(&["users"]),
         ));
-        check("sqlite", corpus);
+        check("sqlite", Dialect::Sqlite, corpus);
     }
 
     #[cfg(feature = "postgres")]
@@ -427,7 +565,7 @@ mod generated {
             Some(&["accounts"]),
         ));
         corpus.push((sql_of!(Pg, users::table.for_update().find(1)), None));
-        check("postgres", corpus);
+        check("postgres", Dialect::Postgres, corpus);
     }
 
     #[cfg(feature = "mysql")]
@@ -459,6 +597,6 @@ mod generated {
             ),
             Some(&["users"]),
         ));
-        check("mysql", corpus);
+        check("mysql", Dialect::Mysql, corpus);
     }
 }

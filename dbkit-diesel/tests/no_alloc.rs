@@ -1,13 +1,14 @@
 //! The per-statement path allocates nothing: classifying a statement, and
-//! tracking an autocommit write of tables already seen. Its own test binary:
-//! it installs a counting global allocator.
+//! tracking writes of tables already seen, in and out of transactions, once
+//! the connection's tracker is warm. Its own test binary: it installs a
+//! counting global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use dbkit_core::tables::table;
-use dbkit_core::tracker::{Step, WriteTracker};
-use dbkit_diesel::classify::{classify, Effect};
+use dbkit_core::tracker::{Backend, Outcome, Step, WriteTracker, WriteVisibility};
+use dbkit_diesel::classify::{classify, Dialect, Effect};
 
 struct Counting;
 
@@ -48,25 +49,34 @@ fn classifying_and_tracking_a_statement_allocate_nothing() {
     let users = table("users");
     let before = allocations();
     for sql in statements {
-        let effect = classify(sql, false);
+        let effect = classify(sql, Dialect::Postgres, false);
         assert!(!matches!(effect, Effect::WritesUnknown), "{sql}");
     }
     assert_eq!(allocations() - before, 0, "classification allocated");
 
-    let mut tracker = WriteTracker::default();
-    // The connection's first statement sizes its pending list, once.
-    tracker.statement_started(&[Step::NoWrite]);
-    tracker.statement_finished(false);
+    let mut tracker = WriteTracker::new(WriteVisibility::AtCommit, Backend::Postgres);
+    let one = |tracker: &mut WriteTracker, step: Step| {
+        tracker.statement_started(&[step], &[users], false);
+        tracker.statement_finished(Outcome::Succeeded);
+    };
+    let cycle = |tracker: &mut WriteTracker| {
+        one(tracker, Step::Write(0..1));
+        one(tracker, Step::NoWrite);
+        one(tracker, Step::Begin);
+        one(tracker, Step::Write(0..1));
+        one(tracker, Step::Savepoint(1));
+        one(tracker, Step::RollbackTo(1));
+        one(tracker, Step::Commit { chain: false });
+    };
+    // The connection's first statements size its lists, once.
+    cycle(&mut tracker);
     let before = allocations();
     for _ in 0..100 {
-        tracker.statement_started(&[Step::Write(&[users])]);
-        tracker.statement_finished(false);
-        tracker.statement_started(&[Step::NoWrite]);
-        tracker.statement_finished(false);
+        cycle(&mut tracker);
     }
     assert_eq!(
         allocations() - before,
         0,
-        "tracking autocommit statements allocated"
+        "tracking statements and transactions allocated"
     );
 }

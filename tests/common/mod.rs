@@ -3,11 +3,14 @@
 
 pub mod freshness;
 pub mod logs;
+#[cfg(feature = "mysql")]
+pub mod mariadb;
 #[cfg(feature = "redis")]
 pub mod people;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod redis;
+pub mod regress;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,12 +74,20 @@ impl TempDb {
         self.dir.join("db.sqlite").to_string_lossy().into_owned()
     }
 
-    /// A connection that counts its statements (no dbkit instrumentation).
+    /// A connection that counts its statements, with dbkit's
+    /// instrumentation (what a `dbkit::Pool` hands out).
     pub fn connect(&self) -> (SqliteConnection, Statements) {
+        self.connect_instrumented(dbkit::Instrument::new())
+    }
+
+    /// A connection that counts its statements, which dbkit does not track
+    /// (another program's, a raw driver's).
+    pub fn connect_untracked(&self) -> (SqliteConnection, Statements) {
         self.connect_with(|conn, counter| conn.set_instrumentation(counter))
     }
 
-    /// A connection with dbkit's instrumentation, wrapping the counter.
+    /// A connection with dbkit's instrumentation as `instrument` says,
+    /// wrapping the statement counter.
     pub fn connect_instrumented(
         &self,
         instrument: dbkit::Instrument,

@@ -242,6 +242,9 @@ fn spawn_server(postgres: &Path, data: &Path, dir: &Path, port: u16) -> Result<C
             "full_page_writes=off",
             "-c",
             "max_connections=200",
+            // PREPARE TRANSACTION (two-phase commit) is refused at 0, the default.
+            "-c",
+            "max_prepared_transactions=10",
         ]);
         as_server_user(&mut cmd);
         match log {

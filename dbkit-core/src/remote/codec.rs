@@ -17,8 +17,8 @@ use std::hash::BuildHasher;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-const MAGIC: &[u8; 4] = b"DBK\x01";
-const HEADER: usize = MAGIC.len() + 8 + 1;
+const MAGIC: &[u8; 4] = b"DBK\x02";
+const HEADER: usize = MAGIC.len() + 8 + 8 + 1;
 
 /// Why a stored value was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,7 @@ fn checksum(bytes: &[u8]) -> u64 {
 /// Frames `value` with the generations its tables had before its query ran.
 pub(crate) fn encode<V: Serialize>(
     generations: &[u64],
+    expires_at_ms: u64,
     value: &V,
 ) -> Result<Vec<u8>, postcard::Error> {
     let count =
@@ -43,6 +44,7 @@ pub(crate) fn encode<V: Serialize>(
     let mut frame = Vec::with_capacity(HEADER + 8 * generations.len() + 64);
     frame.extend_from_slice(MAGIC);
     frame.extend_from_slice(&[0; 8]);
+    frame.extend_from_slice(&expires_at_ms.to_le_bytes());
     frame.push(count);
     for g in generations {
         frame.extend_from_slice(&g.to_le_bytes());
@@ -54,7 +56,16 @@ pub(crate) fn encode<V: Serialize>(
 }
 
 /// The generations a frame was stored with, and its payload.
-pub(crate) fn open(frame: &[u8]) -> Result<(Vec<u64>, &[u8]), Undecodable> {
+/// An opened frame: the generations its value was read at, when it
+/// expires, and the value's bytes.
+#[derive(Debug)]
+pub(crate) struct Opened<'f> {
+    pub generations: Vec<u64>,
+    pub expires_at_ms: u64,
+    pub payload: &'f [u8],
+}
+
+pub(crate) fn open(frame: &[u8]) -> Result<Opened<'_>, Undecodable> {
     if frame.len() < HEADER || &frame[..MAGIC.len()] != MAGIC {
         return Err(Undecodable::Corrupt);
     }
@@ -64,6 +75,9 @@ pub(crate) fn open(frame: &[u8]) -> Result<(Vec<u64>, &[u8]), Undecodable> {
     if checksum(body) != u64::from_le_bytes(sum) {
         return Err(Undecodable::Corrupt);
     }
+    let mut expires = [0; 8];
+    expires.copy_from_slice(&body[..8]);
+    let body = &body[8..];
     let count = usize::from(body[0]);
     let gens_end = 1 + 8 * count;
     if body.len() < gens_end {
@@ -77,7 +91,11 @@ pub(crate) fn open(frame: &[u8]) -> Result<(Vec<u64>, &[u8]), Undecodable> {
             u64::from_le_bytes(g)
         })
         .collect();
-    Ok((generations, &body[gens_end..]))
+    Ok(Opened {
+        generations,
+        expires_at_ms: u64::from_le_bytes(expires),
+        payload: &body[gens_end..],
+    })
 }
 
 /// Decodes a payload that [`open`] returned.
@@ -97,18 +115,19 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_generations_and_value() {
-        let frame = encode(&[7, u64::MAX], &(42_u32, "ada".to_owned())).unwrap();
-        let (gens, payload) = open(&frame).unwrap();
-        assert_eq!(gens, vec![7, u64::MAX]);
+        let frame = encode(&[7, u64::MAX], 1_234, &(42_u32, "ada".to_owned())).unwrap();
+        let opened = open(&frame).unwrap();
+        assert_eq!(opened.generations, vec![7, u64::MAX]);
+        assert_eq!(opened.expires_at_ms, 1_234);
         assert_eq!(
-            decode::<(u32, String)>(payload).unwrap(),
+            decode::<(u32, String)>(opened.payload).unwrap(),
             (42, "ada".to_owned())
         );
     }
 
     #[test]
     fn any_flipped_byte_is_corrupt() {
-        let frame = encode(&[1], &vec![1_u64, 2, 3]).unwrap();
+        let frame = encode(&[1], 99, &vec![1_u64, 2, 3]).unwrap();
         for i in 0..frame.len() {
             let mut bad = frame.clone();
             bad[i] ^= 0x40;
@@ -123,8 +142,8 @@ mod tests {
 
     #[test]
     fn another_type_is_foreign_not_a_panic() {
-        let frame = encode(&[], &"a string".to_owned()).unwrap();
-        let (_, payload) = open(&frame).unwrap();
+        let frame = encode(&[], 0, &"a string".to_owned()).unwrap();
+        let payload = open(&frame).unwrap().payload;
         // postcard is not self-describing: a string's bytes also read as a
         // `Vec<u64>` of small numbers. That is why the key carries the
         // signature and the crate version; what does not fit is refused.

@@ -5,6 +5,8 @@
 //! query; an L2 hit fills L1 through that caller's ticket, so the usual
 //! freshness checks apply to it too.
 
+use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
@@ -13,11 +15,12 @@ use serde::Serialize;
 
 use super::codec::{self, Undecodable};
 use super::tier::{self, Tier};
-use crate::cache::{CacheSpec, KeyHasher, QueryCache, Ticket};
-use crate::keys::CacheValue;
+use crate::cache::{Access, CacheSpec, KeyHasher, QueryCache, Ticket};
+use crate::keys::{CacheValue, Output};
 use crate::registry::{self, CacheHandle};
 use crate::stats::CacheStats;
 use crate::tables::{self, TableState};
+use crate::time;
 
 /// An argument whose key form can be written into a Redis key.
 #[diagnostic::on_unimplemented(
@@ -124,11 +127,15 @@ where
     #[inline]
     pub fn get_or_begin_with(
         &self,
+        access: impl FnOnce(&[&'static TableState]) -> Access,
         hash_key: impl FnOnce(&mut KeyHasher),
         matches: impl Fn(&K) -> bool,
         make_key: impl FnOnce() -> K,
     ) -> Result<V, RemoteTicket<'_, K, V>> {
-        match self.l1.get_or_begin_with(hash_key, matches, make_key) {
+        match self
+            .l1
+            .get_or_begin_with(access, hash_key, matches, make_key)
+        {
             Ok(hit) => Ok(hit),
             Err(l1) => self.miss(l1),
         }
@@ -177,12 +184,24 @@ where
             ticket.after = After::StartGenerations;
             return Err(ticket);
         };
+        let now_wall = time::wall_ms();
         match seen.value.as_deref().map(codec::open) {
             None => {
                 self.counters.misses.fetch_add(1, Relaxed);
             }
-            Some(Ok((stored, payload))) if stored == generations => {
-                match codec::decode::<V>(payload) {
+            Some(Ok(opened)) if opened.expires_at_ms <= now_wall => {
+                // Redis keeps it a little longer than its ttl allows.
+                self.counters.misses.fetch_add(1, Relaxed);
+            }
+            Some(Ok(opened)) if !ticket.l1.still_fresh() => {
+                // This process has a write in flight, or committed one that
+                // Redis has not seen: neither serve nor store.
+                let _ = opened;
+                self.counters.stale.fetch_add(1, Relaxed);
+                return Err(ticket);
+            }
+            Some(Ok(opened)) if opened.generations == generations => {
+                match codec::decode::<V>(opened.payload) {
                     Ok(value) => {
                         self.counters.hits.fetch_add(1, Relaxed);
                         let _hit = tracing::debug_span!(
@@ -191,6 +210,10 @@ where
                             cache = "l2_hit"
                         )
                         .entered();
+                        // L1 keeps it no longer than its first store allows.
+                        ticket
+                            .l1
+                            .expire_within(opened.expires_at_ms.saturating_sub(now_wall));
                         ticket.l1.store(value.clone());
                         return Ok(value);
                     }
@@ -266,18 +289,21 @@ where
             tier,
             after,
         } = self;
+        let expires_at_ms = time::wall_ms().saturating_add(cache.l1.ttl_ms());
         let frame = match &after {
-            After::Store { generations, .. } => match codec::encode(generations, &value) {
-                Ok(frame) => Some(frame),
-                Err(e) => {
-                    cache.counters.errors.fetch_add(1, Relaxed);
-                    tracing::debug!(
-                        function = cache.l1.spec().function,
-                        "value not serializable for Redis: {e}"
-                    );
-                    None
+            After::Store { generations, .. } => {
+                match codec::encode(generations, expires_at_ms, &value) {
+                    Ok(frame) => Some(frame),
+                    Err(e) => {
+                        cache.counters.errors.fetch_add(1, Relaxed);
+                        tracing::debug!(
+                            function = cache.l1.spec().function,
+                            "value not serializable for Redis: {e}"
+                        );
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         l1.store(value);
@@ -297,65 +323,130 @@ where
 }
 
 /// The cache of one `#[cached_query(redis)]` function, held in a `static`
-/// and built on the first call.
-pub struct LazyRemoteCache<K, V> {
+/// and built on the first call; its value type is given at the first
+/// [`get`](LazyRemoteCache::get), as for [`crate::registry::LazyCache`].
+pub struct LazyRemoteCache<K> {
     spec: CacheSpec,
     remote: RemoteSpec,
-    cell: OnceLock<RemoteCache<K, V>>,
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+    _key: PhantomData<fn() -> K>,
 }
 
-impl<K, V> LazyRemoteCache<K, V> {
+impl<K> LazyRemoteCache<K> {
     /// A cache that will be built from `spec` on first use.
     pub const fn new(spec: CacheSpec, remote: RemoteSpec) -> Self {
         LazyRemoteCache {
             spec,
             remote,
             cell: OnceLock::new(),
+            _key: PhantomData,
         }
     }
 }
 
-impl<K, V> LazyRemoteCache<K, V>
+impl<K> LazyRemoteCache<K>
 where
     K: Eq + Send + Sync + RemoteKey + 'static,
-    V: CacheValue + RemoteValue,
 {
     /// The cache, built and registered on the first call.
+    ///
+    /// # Panics
+    ///
+    /// If called with two value types for one static, which the macro never
+    /// does (one function, one output type).
     #[inline]
-    pub fn get(&'static self) -> &'static RemoteCache<K, V> {
-        match self.cell.get() {
-            Some(cache) => cache,
-            None => self.init(),
-        }
+    pub fn get<V: CacheValue + RemoteValue>(&'static self) -> &'static RemoteCache<K, V> {
+        let cache: &'static (dyn Any + Send + Sync) = match self.cell.get() {
+            Some(cache) => &**cache,
+            None => self.init::<V>(),
+        };
+        cache
+            .downcast_ref::<RemoteCache<K, V>>()
+            .expect("one value type per cached function")
     }
 
     #[cold]
-    fn init(&'static self) -> &'static RemoteCache<K, V> {
+    fn init<V: CacheValue + RemoteValue>(&'static self) -> &'static (dyn Any + Send + Sync) {
         let mut built = false;
         let cache = self.cell.get_or_init(|| {
             built = true;
-            RemoteCache::new(&self.spec, self.remote)
+            Box::new(RemoteCache::<K, V>::new(&self.spec, self.remote))
         });
         if built {
             tracing::debug!(function = self.spec.function, tables = ?self.spec.tables, "cache created, with Redis");
-            registry::register(self);
+            if let Some(cache) = cache.downcast_ref::<RemoteCache<K, V>>() {
+                registry::register(cache);
+            }
         }
-        cache
+        &**cache
     }
 }
 
-impl<K, V> CacheHandle for LazyRemoteCache<K, V>
+impl<K, V> CacheHandle for RemoteCache<K, V>
 where
     K: Eq + Send + Sync + RemoteKey + 'static,
     V: CacheValue + RemoteValue,
 {
     fn stats(&self) -> Option<CacheStats> {
-        self.cell.get().map(RemoteCache::stats)
+        Some(RemoteCache::stats(self))
     }
 
     fn clear(&self) {
-        if let Some(cache) = self.cell.get() {
-            cache.l1.clear();
-        }
+        self.l1.clear();
+    }
+}
+
+/// The output is a `Result`: its `Ok` value goes to L1 and Redis (see
+/// [`crate::keys::Output`]).
+pub trait RemoteResultOutput {
+    /// What is stored.
+    type Value;
+    /// The function's L1+L2 cache, its value type this output's.
+    fn dbkit_remote_cache<K>(
+        &self,
+        lazy: &'static LazyRemoteCache<K>,
+    ) -> &'static RemoteCache<K, Self::Value>
+    where
+        K: Eq + Send + Sync + RemoteKey + 'static,
+        Self::Value: CacheValue + RemoteValue;
+}
+
+impl<T, E> RemoteResultOutput for &Output<Result<T, E>> {
+    type Value = T;
+
+    #[inline]
+    fn dbkit_remote_cache<K>(&self, lazy: &'static LazyRemoteCache<K>) -> &'static RemoteCache<K, T>
+    where
+        K: Eq + Send + Sync + RemoteKey + 'static,
+        T: CacheValue + RemoteValue,
+    {
+        lazy.get::<T>()
+    }
+}
+
+/// The output is anything but a `Result`: stored whole in L1 and Redis.
+pub trait RemoteValueOutput {
+    /// What is stored.
+    type Value;
+    /// The function's L1+L2 cache, its value type this output's.
+    fn dbkit_remote_cache<K>(
+        &self,
+        lazy: &'static LazyRemoteCache<K>,
+    ) -> &'static RemoteCache<K, Self::Value>
+    where
+        K: Eq + Send + Sync + RemoteKey + 'static,
+        Self::Value: CacheValue + RemoteValue;
+}
+
+impl<R> RemoteValueOutput for Output<R> {
+    type Value = R;
+
+    #[inline]
+    fn dbkit_remote_cache<K>(&self, lazy: &'static LazyRemoteCache<K>) -> &'static RemoteCache<K, R>
+    where
+        K: Eq + Send + Sync + RemoteKey + 'static,
+        R: CacheValue + RemoteValue,
+    {
+        lazy.get::<R>()
     }
 }

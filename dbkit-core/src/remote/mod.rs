@@ -27,7 +27,6 @@
 use serde::Serialize;
 
 use crate::breaker::BreakerState;
-use crate::tables::TableState;
 
 #[cfg(feature = "redis")]
 mod bus;
@@ -47,7 +46,10 @@ mod tier;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
 #[cfg(feature = "redis")]
-pub use l2::{LazyRemoteCache, RemoteCache, RemoteKey, RemoteSpec, RemoteTicket, RemoteValue};
+pub use l2::{
+    LazyRemoteCache, RemoteCache, RemoteKey, RemoteResultOutput, RemoteSpec, RemoteTicket,
+    RemoteValue, RemoteValueOutput,
+};
 #[cfg(feature = "redis")]
 pub use tier::{redis_tier_installed, remove_redis, set_redis};
 
@@ -94,38 +96,4 @@ pub fn report() -> Option<RedisReport> {
     {
         None
     }
-}
-
-/// A write to `tables` is starting: set their Redis marks.
-#[inline]
-pub(crate) fn on_mark(tables: &[&'static TableState]) {
-    #[cfg(feature = "redis")]
-    if let Some(tier) = tier::current() {
-        tier.mark(tables);
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = tables;
-}
-
-/// A write to `tables` committed (`release` its marks too), or they were
-/// invalidated explicitly: bump their generations and tell the other processes.
-#[inline]
-pub(crate) fn on_commit(tables: &[&'static TableState], release: bool) {
-    #[cfg(feature = "redis")]
-    if let Some(tier) = tier::current() {
-        tier.commit(tables, release);
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = (tables, release);
-}
-
-/// A write to `tables` was rolled back or abandoned: release its marks.
-#[inline]
-pub(crate) fn on_release(tables: &[&'static TableState]) {
-    #[cfg(feature = "redis")]
-    if let Some(tier) = tier::current() {
-        tier.release(tables);
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = tables;
 }

@@ -52,8 +52,17 @@ pub fn set_redis(config: RedisConfig) -> Result<(), Error> {
     // Not trusted until the bus is subscribed: hold every table first.
     tier.distrust();
     let bus = bus::spawn(Arc::clone(&tier));
+    // Values already in Redis may predate writes this process committed
+    // without a tier (or with another): their generations move first.
+    // Until that reaches Redis, this process reads no L2 (it is pending).
+    let written = tables::written_tables();
+    if !written.is_empty() {
+        tier.commit(&written, false);
+    }
+    let listener: Arc<dyn tables::ClockListener> = Arc::clone(&tier) as _;
     let previous = TIER.write().replace(Installed { tier, bus });
     ACTIVE.store(true, SeqCst);
+    tables::set_listener(Some(listener));
     if let Some(previous) = previous {
         previous.stop();
     }
@@ -66,6 +75,7 @@ pub fn set_redis(config: RedisConfig) -> Result<(), Error> {
 pub fn remove_redis() {
     let previous = TIER.write().take();
     ACTIVE.store(false, SeqCst);
+    tables::set_listener(None);
     if let Some(previous) = previous {
         previous.stop();
     }
@@ -157,7 +167,7 @@ impl Tier {
     }
 
     /// Sets the marks of a write that starts.
-    pub(crate) fn mark(&self, tables: &[&'static TableState]) {
+    fn mark(&self, tables: &[&'static TableState]) {
         let marks = self.keys(tables, clock::mark_key);
         self.client.run("write mark", |conn| {
             let mut call = self.mark_script.prepare_invoke();
@@ -169,7 +179,7 @@ impl Tier {
     /// Bumps the generations of `tables` (and releases their marks if
     /// `release`), publishing them on the bus; remembered if Redis cannot
     /// be reached, and published when it can.
-    pub(crate) fn commit(&self, tables: &[&'static TableState], release: bool) {
+    fn commit(&self, tables: &[&'static TableState], release: bool) {
         if tables.is_empty() {
             return;
         }
@@ -216,7 +226,7 @@ impl Tier {
 
     /// Releases the marks of a write rolled back. If Redis cannot be
     /// reached they expire on their own.
-    pub(crate) fn release(&self, tables: &[&'static TableState]) {
+    fn release(&self, tables: &[&'static TableState]) {
         let marks = self.keys(tables, clock::mark_key);
         self.client.run("write mark release", |conn| {
             let mut call = self.release_script.prepare_invoke();
@@ -322,5 +332,20 @@ impl Tier {
             bus_losses: c.bus_losses.load(Relaxed),
             pending_invalidations: self.pending.lock().len(),
         }
+    }
+}
+
+/// The table clock tells the tier of every mark and bump.
+impl tables::ClockListener for Tier {
+    fn marked(&self, tables: &[&'static TableState]) {
+        self.mark(tables);
+    }
+
+    fn committed(&self, tables: &[&'static TableState], released: bool) {
+        self.commit(tables, released);
+    }
+
+    fn released(&self, tables: &[&'static TableState]) {
+        self.release(tables);
     }
 }

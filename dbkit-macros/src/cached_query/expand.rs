@@ -4,16 +4,24 @@
 //! ```text
 //! fn user_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<User> {
 //!     fn __dbkit_query(conn: &mut SqliteConnection, email: &str) -> QueryResult<User> { /* body */ }
-//!     static __DBKIT_CACHE: LazyCache<(String,), User> = LazyCache::new(CacheSpec { .. });
-//!     let __dbkit_ticket = match __DBKIT_CACHE.get().get_or_begin(&(email,), matches, make_key) {
-//!         Ok(__dbkit_hit) => return Ok(__dbkit_hit),
+//!     static __DBKIT_CACHE: LazyCache<(String,)> = LazyCache::new(CacheSpec { .. });
+//!     // The type checker says what is stored: the `Ok` value of a `Result`.
+//!     let __dbkit_output_kind = &&Output::<QueryResult<User>>::new();
+//!     let __dbkit_cache = __dbkit_output_kind.dbkit_cache(&__DBKIT_CACHE);
+//!     let __dbkit_ticket = match __dbkit_cache.get_or_begin_with(
+//!         |deps| cache_access(&mut *conn, deps), // the connection says if it is in a transaction
+//!         hash, matches, make_key,
+//!     ) {
+//!         Ok(__dbkit_hit) => return __dbkit_output_kind.dbkit_from_hit(__dbkit_hit),
 //!         Err(__dbkit_ticket) => __dbkit_ticket,
 //!     };
 //!     let __dbkit_span = Ticket::span(&__dbkit_ticket); // `cached_query`, cache = "miss"
 //!     let __dbkit_entered = __dbkit_span.enter();
 //!     let __dbkit_output = __dbkit_query(conn, email);
 //!     drop(__dbkit_entered);
-//!     if let Ok(value) = &__dbkit_output { __dbkit_ticket.store(value.clone()) }
+//!     if let Some(value) = __dbkit_output_kind.dbkit_stored(&__dbkit_output) {
+//!         __dbkit_ticket.store(value.clone())
+//!     }
 //!     __dbkit_output
 //! }
 //! ```
@@ -25,7 +33,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat};
 
 use super::options::Options;
-use super::signature::{Output, Param, Passing, Role, Signature};
+use super::signature::{Param, Passing, Role, Signature};
 
 pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) -> TokenStream {
     let krate = &options.krate;
@@ -43,7 +51,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
         .iter()
         .filter_map(|p| match &p.role {
             Role::Key { keyed_ty, passing } => Some((p, &**keyed_ty, *passing)),
-            Role::Connection | Role::Skipped => None,
+            Role::Connection(_) | Role::Skipped => None,
         })
         .collect();
 
@@ -93,51 +101,58 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
         quote!(#key::to_key(#arg))
     });
 
-    let ret = signature.output.ty();
+    let ret = &signature.output;
     let at_ret = respan(&private, ret.span());
-    let value_ty = match &signature.output {
-        Output::Result { .. } => quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::Ok),
-        Output::Option { .. } | Output::Plain { .. } => quote!(#ret),
-    };
     // With `redis`, the same steps go through the L1+L2 types.
-    let (lazy, cache_ty, ticket_ty) = if options.redis.is_some() {
+    let (cache_ty, ticket_ty, cache_method, kinds) = if options.redis.is_some() {
         (
-            quote!(LazyRemoteCache),
             quote!(RemoteCache),
             quote!(RemoteTicket),
+            quote!(dbkit_remote_cache),
+            quote!(
+                ResultOutput as _,
+                ValueOutput as _,
+                RemoteResultOutput as _,
+                RemoteValueOutput as _
+            ),
         )
     } else {
-        (quote!(LazyCache), quote!(QueryCache), quote!(Ticket))
+        (
+            quote!(QueryCache),
+            quote!(Ticket),
+            quote!(dbkit_cache),
+            quote!(ResultOutput as _, ValueOutput as _),
+        )
     };
     // Reaching the cache requires a storable value: reported at the return type.
-    let cache = quote_spanned!(ret.span()=> #at_ret::#lazy::get(&__DBKIT_CACHE));
+    let cache = quote_spanned!(ret.span()=> __dbkit_output_kind.#cache_method(&__DBKIT_CACHE));
     let lookup = quote_spanned!(ret.span()=> #at_ret::#cache_ty::get_or_begin_with);
     let store_fn = quote_spanned!(ret.span()=> #at_ret::#ticket_ty::store);
-    let hit = match &signature.output {
-        Output::Result { .. } => {
-            quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::from_ok(__dbkit_hit))
-        }
-        Output::Option { .. } | Output::Plain { .. } => quote!(__dbkit_hit),
-    };
-    let clone = quote!(::core::clone::Clone::clone);
-    let ok_ref = quote_spanned!(ret.span()=> <#ret as #at_ret::CachedResult>::ok_ref);
-    let store = match (&signature.output, options.skip_none.is_some()) {
-        (Output::Result { .. }, skip_none) => {
-            let guard = skip_none.then(|| quote!(if __dbkit_value.is_some()));
-            quote! {
-                if let ::core::option::Option::Some(__dbkit_value) =
-                    #ok_ref(&__dbkit_output)
-                {
-                    #guard { #store_fn(__dbkit_ticket, #clone(__dbkit_value)); }
-                }
+    // The connection says whether it is inside a transaction; an error
+    // about a type that cannot say is reported at that type.
+    let access = match signature.params.iter().find_map(|p| match &p.role {
+        Role::Connection(ty) => Some((&p.ident, ty)),
+        _ => None,
+    }) {
+        Some((conn, ty)) => {
+            let at_conn = respan(&private, ty.span());
+            quote_spanned! {ty.span()=>
+                |__dbkit_deps| #at_conn::cache_access::<#ty>(&mut *#conn, __dbkit_deps)
             }
         }
-        (Output::Option { .. }, true) => quote! {
-            if __dbkit_output.is_some() { #store_fn(__dbkit_ticket, #clone(&__dbkit_output)); }
-        },
-        (Output::Option { .. } | Output::Plain { .. }, _) => quote! {
-            #store_fn(__dbkit_ticket, #clone(&__dbkit_output));
-        },
+        // No connection parameter: the function gets its own.
+        None => quote!(|_| #private::Access::Full),
+    };
+    let clone = quote!(::core::clone::Clone::clone);
+    let store = match options.skip_none {
+        Some(span) => {
+            let at_option = respan(&private, span);
+            let is_some = quote_spanned!(span=> #at_option::is_some_value(__dbkit_value));
+            quote! {
+                if #is_some { #store_fn(__dbkit_ticket, #clone(__dbkit_value)); }
+            }
+        }
+        None => quote! { #store_fn(__dbkit_ticket, #clone(__dbkit_value)); },
     };
 
     let tables = &options.tables;
@@ -172,7 +187,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
     };
     let cache_static = match options.redis {
         None => quote! {
-            static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*), #value_ty> =
+            static __DBKIT_CACHE: #private::LazyCache<(#(#key_types,)*)> =
                 #private::LazyCache::new(#spec);
         },
         Some(_) => {
@@ -185,7 +200,7 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
                 quote_spanned!(ty.span()=> __dbkit_remote_key::<#key::Owned>();)
             });
             quote! {
-                static __DBKIT_CACHE: #private::LazyRemoteCache<(#(#key_types,)*), #value_ty> =
+                static __DBKIT_CACHE: #private::LazyRemoteCache<(#(#key_types,)*)> =
                     #private::LazyRemoteCache::new(#spec, #private::RemoteSpec {
                         signature: #signature,
                         version: ::core::env!("CARGO_PKG_VERSION"),
@@ -207,21 +222,31 @@ pub(crate) fn expand(func: &ItemFn, options: &Options, signature: &Signature) ->
 
             #cache_static
 
+            #[allow(unused_imports)]
+            use #private::{#kinds};
+            let __dbkit_output_kind = &&#private::Output::<#ret>::new();
             let __dbkit_cache = #cache;
             let __dbkit_ticket = match #lookup(
                 __dbkit_cache,
+                #access,
                 |__dbkit_hasher| { #(#hashes)* },
                 |__dbkit_key| #all_match,
                 || (#(#to_keys,)*),
             ) {
-                ::core::result::Result::Ok(__dbkit_hit) => return #hit,
+                ::core::result::Result::Ok(__dbkit_hit) => {
+                    return __dbkit_output_kind.dbkit_from_hit(__dbkit_hit);
+                }
                 ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
             };
             let __dbkit_span = #private::#ticket_ty::span(&__dbkit_ticket);
             let __dbkit_entered = __dbkit_span.enter();
             let __dbkit_output = __dbkit_query(#(#args),*);
             ::core::mem::drop(__dbkit_entered);
-            #store
+            if let ::core::option::Option::Some(__dbkit_value) =
+                __dbkit_output_kind.dbkit_stored(&__dbkit_output)
+            {
+                #store
+            }
             __dbkit_output
         }
     }

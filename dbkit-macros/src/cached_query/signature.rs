@@ -22,8 +22,9 @@ pub(crate) enum Passing {
 }
 
 pub(crate) enum Role {
-    /// The database connection: passed through, never keyed.
-    Connection,
+    /// The database connection, `&mut` the type: passed through, never
+    /// keyed, asked whether it is inside a transaction.
+    Connection(Box<Type>),
     /// Marked `#[dbkit(skip)]`: passed through, never keyed.
     Skipped,
     /// Part of the key; `keyed_ty` is the type behind the reference, if any.
@@ -38,27 +39,12 @@ pub(crate) struct Param {
     pub role: Role,
 }
 
-pub(crate) enum Output {
-    /// A `Result` (or an alias named `...Result`): only `Ok` values are
-    /// stored; `ok_is_option` when the `Ok` type is an `Option`.
-    Result { ty: Type, ok_is_option: bool },
-    /// An `Option`: stored as it is, `None` included unless opted out.
-    Option { ty: Type },
-    /// Any other value: stored as it is.
-    Plain { ty: Type },
-}
-
-impl Output {
-    pub(crate) fn ty(&self) -> &Type {
-        match self {
-            Output::Result { ty, .. } | Output::Option { ty } | Output::Plain { ty } => ty,
-        }
-    }
-}
-
 pub(crate) struct Signature {
     pub params: Vec<Param>,
-    pub output: Output,
+    /// The return type. What of it is stored (the `Ok` value of any
+    /// `Result`, an alias included; anything else whole) is left to the type
+    /// checker: the expansion asks `dbkit_core::keys::Output`.
+    pub output: Type,
 }
 
 /// Checks the function against the rules of a per-function cache.
@@ -73,26 +59,9 @@ pub(crate) fn analyse(
         "it keeps one cache per function; write a non-generic function for each type you cache",
         cx,
     );
+    let _ = options;
     let params = analyse_params(func, cx);
     let output = analyse_output(&func.sig.output, cx);
-    if let (
-        Some(
-            Output::Result {
-                ok_is_option: false,
-                ..
-            }
-            | Output::Plain { .. },
-        ),
-        Some(opts),
-    ) = (&output, options)
-    {
-        if let Some(span) = opts.skip_none {
-            cx.push(syn::Error::new(
-                span,
-                "`cache_none = false` applies to functions returning `Option<T>` or `Result<Option<T>, E>`; remove it",
-            ));
-        }
-    }
     Some(Signature {
         params: params?,
         output: output?,
@@ -140,10 +109,23 @@ fn analyse_params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
             continue;
         };
         let role = match marker {
-            Marker::Connection => Role::Connection,
+            Marker::Connection => match &ty {
+                Type::Reference(r) if r.mutability.is_some() => Role::Connection(r.elem.clone()),
+                other => {
+                    cx.error_spanned_by(
+                        other,
+                        "the connection is taken as `&mut C` (diesel needs it mutable); a pool or other handle that is not the connection is marked `#[dbkit(skip)]`",
+                    );
+                    ok = false;
+                    continue;
+                }
+            },
             Marker::Skip => Role::Skipped,
-            Marker::None if is_connection_type(&ty) => Role::Connection,
-            Marker::None => match key_role(&ty, cx) {
+            Marker::None if is_connection_type(&ty) => match &ty {
+                Type::Reference(r) => Role::Connection(r.elem.clone()),
+                _ => unreachable!("a connection type is a `&mut` reference"),
+            },
+            Marker::None | Marker::Key => match key_role(&ty, matches!(marker, Marker::Key), cx) {
                 Some(role) => role,
                 None => {
                     ok = false;
@@ -151,7 +133,7 @@ fn analyse_params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
                 }
             },
         };
-        if matches!(role, Role::Connection) {
+        if matches!(role, Role::Connection(_)) {
             if let Some(first) = connection {
                 let mut err = syn::Error::new_spanned(
                     &typed.pat,
@@ -175,19 +157,22 @@ enum Marker {
     None,
     Connection,
     Skip,
+    /// A `&mut` argument keyed by its value, its changes skipped on a hit.
+    Key,
 }
 
-/// Reads `#[dbkit(conn)]` / `#[dbkit(skip)]` on a parameter.
+/// Reads `#[dbkit(conn)]` / `#[dbkit(skip)]` / `#[dbkit(key)]` on a parameter.
 fn marker(attrs: &[syn::Attribute], cx: &mut Ctxt) -> Option<Marker> {
     let mut found = Marker::None;
     for attr in attrs.iter().filter(|a| a.path().is_ident("dbkit")) {
         match attr.parse_args::<Ident>() {
             Ok(word) if word == "conn" => found = Marker::Connection,
             Ok(word) if word == "skip" => found = Marker::Skip,
+            Ok(word) if word == "key" => found = Marker::Key,
             _ => {
                 cx.error_spanned_by(
                     attr,
-                    "expected `#[dbkit(conn)]` (this is the connection) or `#[dbkit(skip)]` (this argument does not change the result)",
+                    "expected `#[dbkit(conn)]` (this is the connection), `#[dbkit(skip)]` (this argument does not change the result) or `#[dbkit(key)]` (key this `&mut` argument by its value)",
                 );
                 return None;
             }
@@ -196,7 +181,16 @@ fn marker(attrs: &[syn::Attribute], cx: &mut Ctxt) -> Option<Marker> {
     Some(found)
 }
 
-fn key_role(ty: &Type, cx: &mut Ctxt) -> Option<Role> {
+fn key_role(ty: &Type, marked_key: bool, cx: &mut Ctxt) -> Option<Role> {
+    if let Type::Reference(r) = ty {
+        if r.mutability.is_some() && !marked_key {
+            cx.error_spanned_by(
+                ty,
+                "`#[cached_query]` cannot tell what this `&mut` argument is: if it is the database connection, mark it `#[dbkit(conn)]`; otherwise a cache hit skips the function's body and leaves it unchanged, so take it by shared reference or by value, or mark it `#[dbkit(skip)]` (left out of the key) or `#[dbkit(key)]` (keyed by its value) to accept that",
+            );
+            return None;
+        }
+    }
     let (keyed_ty, passing) = match ty {
         Type::Reference(r) => ((*r.elem).clone(), Passing::Reference),
         other => (other.clone(), Passing::Value),
@@ -259,7 +253,7 @@ fn contains_impl_trait(ty: &Type) -> bool {
     finder.0
 }
 
-fn analyse_output(output: &ReturnType, cx: &mut Ctxt) -> Option<Output> {
+fn analyse_output(output: &ReturnType, cx: &mut Ctxt) -> Option<Type> {
     let ty = match output {
         ReturnType::Default => {
             cx.push(syn::Error::new(
@@ -287,36 +281,23 @@ fn analyse_output(output: &ReturnType, cx: &mut Ctxt) -> Option<Output> {
         cx.error_spanned_by(&ty, format!("a cached value must be owned, but this return type holds {what}; return owned data (`String`, `Vec<T>`)"));
         return None;
     }
-    let Type::Path(path) = &ty else {
-        return Some(Output::Plain { ty });
-    };
-    let Some(last) = path.path.segments.last() else {
-        return Some(Output::Plain { ty });
-    };
-    let name = last.ident.to_string();
-    if name == "Option" {
-        return Some(Output::Option { ty });
-    }
-    if !name.ends_with("Result") {
-        return Some(Output::Plain { ty });
-    }
-    let ok_ty = match &last.arguments {
-        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t),
-            _ => None,
-        }),
-        _ => None,
-    };
-    if let Some(ok) = ok_ty {
-        if is_unit(ok) {
-            cx.error_spanned_by(ok, "`Ok(())` has nothing to cache; return the value the query reads, e.g. `-> QueryResult<User>`");
-            return None;
+    // `Result<(), E>` as written: nothing to cache. (Whether a type is a
+    // `Result` is otherwise the type checker's business, aliases included.)
+    if let Type::Path(path) = &ty {
+        if let Some(last) = path.path.segments.last() {
+            if last.ident == "Result" || last.ident == "QueryResult" {
+                if let PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(GenericArgument::Type(ok)) = args.args.first() {
+                        if is_unit(ok) {
+                            cx.error_spanned_by(ok, "`Ok(())` has nothing to cache; return the value the query reads, e.g. `-> QueryResult<User>`");
+                            return None;
+                        }
+                    }
+                }
+            }
         }
     }
-    let ok_is_option = ok_ty.is_some_and(|t| {
-        matches!(t, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"))
-    });
-    Some(Output::Result { ty, ok_is_option })
+    Some(ty)
 }
 
 fn is_unit(ty: &Type) -> bool {

@@ -5,7 +5,6 @@ fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<Use
     }
     static __DBKIT_CACHE: ::dbkit::__private::LazyCache<
         (<str as ::dbkit::__private::CacheKey>::Owned,),
-        <QueryResult<Option<User>> as ::dbkit::__private::CachedResult>::Ok,
     > = ::dbkit::__private::LazyCache::new(::dbkit::__private::CacheSpec {
         function: ::core::concat!(::core::module_path!(), "::", "user_by_email"),
         tables: &["users"],
@@ -13,9 +12,17 @@ fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<Use
         max_entries: 10000usize,
         single_flight: true,
     });
-    let __dbkit_cache = ::dbkit::__private::LazyCache::get(&__DBKIT_CACHE);
+    #[allow(unused_imports)]
+    use ::dbkit::__private::{ResultOutput as _, ValueOutput as _};
+    let __dbkit_output_kind = &&::dbkit::__private::Output::<
+        QueryResult<Option<User>>,
+    >::new();
+    let __dbkit_cache = __dbkit_output_kind.dbkit_cache(&__DBKIT_CACHE);
     let __dbkit_ticket = match ::dbkit::__private::QueryCache::get_or_begin_with(
         __dbkit_cache,
+        |__dbkit_deps| ::dbkit::__private::cache_access::<
+            PgConnection,
+        >(&mut *conn, __dbkit_deps),
         |__dbkit_hasher| {
             <str as ::dbkit::__private::CacheKey>::hash_key(&*email, __dbkit_hasher);
         },
@@ -26,9 +33,7 @@ fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<Use
         || (<str as ::dbkit::__private::CacheKey>::to_key(&*email),),
     ) {
         ::core::result::Result::Ok(__dbkit_hit) => {
-            return <QueryResult<
-                Option<User>,
-            > as ::dbkit::__private::CachedResult>::from_ok(__dbkit_hit);
+            return __dbkit_output_kind.dbkit_from_hit(__dbkit_hit);
         }
         ::core::result::Result::Err(__dbkit_ticket) => __dbkit_ticket,
     };
@@ -36,15 +41,13 @@ fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<Use
     let __dbkit_entered = __dbkit_span.enter();
     let __dbkit_output = __dbkit_query(conn, email);
     ::core::mem::drop(__dbkit_entered);
-    if let ::core::option::Option::Some(__dbkit_value) = <QueryResult<
-        Option<User>,
-    > as ::dbkit::__private::CachedResult>::ok_ref(&__dbkit_output) {
-        {
-            ::dbkit::__private::Ticket::store(
-                __dbkit_ticket,
-                ::core::clone::Clone::clone(__dbkit_value),
-            );
-        }
+    if let ::core::option::Option::Some(__dbkit_value) = __dbkit_output_kind
+        .dbkit_stored(&__dbkit_output)
+    {
+        ::dbkit::__private::Ticket::store(
+            __dbkit_ticket,
+            ::core::clone::Clone::clone(__dbkit_value),
+        );
     }
     __dbkit_output
 }
