@@ -5,7 +5,8 @@
 //!
 //! Workload in `common`: key `(u64, String)` from `(id, &str)` arguments,
 //! value a ~100-byte struct, 1 000 warm keys visited in turn, value cloned
-//! out. The dbkit hit also checks the entry's TTL and its table's freshness.
+//! out. The dbkit hit also checks the entry's TTL and its table's freshness,
+//! and, given a connection, asks it whether it is inside a transaction.
 //!
 //! Run: `cargo bench --bench hit`.
 
@@ -23,11 +24,13 @@ fn hit(c: &mut Criterion) {
         .enumerate()
         .map(|(i, n)| (i as u64, n.clone()))
         .collect();
+    let mut conn = instrumented_connection();
     let moka = moka_cache();
     let lru = lru_cache();
     let map = hash_map();
     for (id, name) in &keys {
         dbkit_profile(*id, name);
+        dbkit_profile_on(&mut conn, *id, name).unwrap();
         cached_lru_profile(*id, name);
         cached_ttl_profile(*id, name);
         moka.insert((*id, name.clone()), load_profile(*id, name));
@@ -46,6 +49,12 @@ fn hit(c: &mut Criterion) {
         b.iter(|| {
             let (id, name) = next();
             black_box(dbkit_profile(id, name))
+        })
+    });
+    group.bench_function("dbkit #[cached_query], given a connection", |b| {
+        b.iter(|| {
+            let (id, name) = next();
+            black_box(dbkit_profile_on(&mut conn, id, name).unwrap())
         })
     });
     group.bench_function("cached #[cached(max_size)]", |b| {

@@ -1,10 +1,15 @@
-//! The statement hook's cost: the same diesel INSERT and SELECT by primary
-//! key on a plain connection, on one with dbkit's instrumentation, and on one
-//! with it but query statistics off (the table clock alone), side by side, on in-memory SQLite and (with the `postgres` feature) on a
-//! PostgreSQL server over loopback that the benchmark starts itself.
+//! The statement hook's cost: the same diesel INSERT, SELECT and UPDATE by
+//! primary key on a plain connection, on one whose instrumentation only
+//! renders each statement's text into a reused buffer (diesel's rendering,
+//! the floor of any hook that reads the SQL), on one with dbkit's
+//! instrumentation, and on one with it but query statistics off (the table
+//! clock alone), side by side, on in-memory SQLite and (with the `postgres`
+//! feature) on a PostgreSQL server over loopback that the benchmark starts
+//! itself. dbkit's share is (dbkit - render only).
 //!
 //! Run: `cargo bench --bench write_hook --features postgres`.
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -23,6 +28,19 @@ diesel::table! {
     }
 }
 
+/// The floor: renders each statement as diesel displays it, nothing more.
+struct RenderOnly(String);
+
+impl diesel::connection::Instrumentation for RenderOnly {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+            self.0.clear();
+            let _ = write!(self.0, "{query}");
+            black_box(&self.0);
+        }
+    }
+}
+
 fn run_pair<C>(c: &mut Criterion, backend: &str, mut connect: impl FnMut() -> C)
 where
     C: Connection + diesel::connection::LoadConnection,
@@ -38,8 +56,14 @@ where
     >: diesel::query_dsl::methods::ExecuteDsl<C>,
     for<'a> diesel::dsl::Find<bench_rows::table, i32>:
         diesel::query_dsl::LoadQuery<'a, C, (i32, String)>,
+    for<'a> diesel::dsl::Update<
+        diesel::dsl::Find<bench_rows::table, i32>,
+        diesel::dsl::Eq<bench_rows::name, &'a str>,
+    >: diesel::query_dsl::methods::ExecuteDsl<C>,
 {
     let mut plain = connect();
+    let mut render_only = connect();
+    render_only.set_instrumentation(RenderOnly(String::with_capacity(256)));
     let mut hooked = connect();
     dbkit::instrument(&mut hooked);
     let mut no_stats = connect();
@@ -50,6 +74,7 @@ where
     let mut group = c.benchmark_group(format!("write-hook/{backend}"));
     for (label, conn) in [
         ("plain diesel", &mut plain),
+        ("render only", &mut render_only),
         ("dbkit instrumented", &mut hooked),
         ("dbkit, query stats off", &mut no_stats),
     ] {
@@ -71,6 +96,14 @@ where
                 )
             })
         });
+        group.bench_function(format!("update by pk: {label}"), |b| {
+            b.iter(|| {
+                diesel::update(bench_rows::table.find(1))
+                    .set(bench_rows::name.eq("y"))
+                    .execute(conn)
+                    .unwrap()
+            })
+        });
     }
     group.finish();
 
@@ -80,6 +113,7 @@ where
     let mut group = c.benchmark_group(format!("write-hook-client-cpu/{backend}"));
     for (label, conn) in [
         ("plain diesel", &mut plain),
+        ("render only", &mut render_only),
         ("dbkit instrumented", &mut hooked),
         ("dbkit, query stats off", &mut no_stats),
     ] {

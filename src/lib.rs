@@ -23,6 +23,9 @@
 //! }
 //!
 //! let mut conn = SqliteConnection::establish(":memory:").unwrap();
+//! // Instrumented, the connection tells dbkit what it writes and whether it
+//! // is inside a transaction (a `dbkit::Pool` does this for you).
+//! dbkit::instrument(&mut conn);
 //! diesel::sql_query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
 //!     .execute(&mut conn).unwrap();
 //! diesel::sql_query("INSERT INTO users VALUES (1, 'ada')").execute(&mut conn).unwrap();
@@ -30,8 +33,7 @@
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // runs the query
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("ada")); // from the cache
 //!
-//! // With the connection instrumented, a committed write invalidates by itself.
-//! dbkit::instrument(&mut conn);
+//! // A committed write invalidates by itself.
 //! diesel::sql_query("UPDATE users SET name = 'grace' WHERE id = 1").execute(&mut conn).unwrap();
 //! assert_eq!(user_name(&mut conn, 1).unwrap().as_deref(), Some("grace"));
 //! ```
@@ -105,15 +107,19 @@
 //!
 //! - Every argument is part of the key except the connection: a `&mut`
 //!   parameter whose type name ends in `Connection` (`SqliteConnection`,
-//!   `PgConnection`, `PooledConnection<..>`), or one marked `#[dbkit(conn)]`.
-//!   An argument that does not change the result can be left out, visibly,
-//!   with `#[dbkit(skip)]`.
+//!   `PgConnection`, `PooledConnection<..>`), or a `&mut` one marked
+//!   `#[dbkit(conn)]` (a [`Session`], or a type implementing
+//!   [`CacheConnection`]). An argument that does not change the result can
+//!   be left out, visibly, with `#[dbkit(skip)]`. Any other `&mut` argument
+//!   is a compile error (a hit skips the body, and what it would do to the
+//!   argument), unless marked `#[dbkit(skip)]` or `#[dbkit(key)]`.
 //! - Borrowed arguments are keyed by value: `&str` is stored as a `String`,
 //!   `&[T]` as `Vec<T>`, `&T` as `T`. A hit compares them in borrowed form and
 //!   allocates nothing.
-//! - A `Result` (or an alias named `...Result`, such as diesel's `QueryResult`)
-//!   stores only `Ok` values. `Option<T>` and any other `Clone` value are stored
-//!   as they are.
+//! - What is stored is the type checker's decision, never a type name's: a
+//!   `Result` under any alias (`QueryResult<T>`, `type Fallible<T> =
+//!   Result<T, AppError>`) stores only `Ok` values; anything else (`Option<T>`,
+//!   a struct named `SearchResult`) is stored as it is.
 //! - Misuse is a compile error on the offending token: unknown or duplicate
 //!   options, a missing `tables` or `ttl`, a zero ttl, an argument that is not
 //!   `Hash + Eq` or borrows data, a return type that is `()` or not `Clone`,
@@ -128,11 +134,35 @@
 //!
 //! An instrumented connection ([`instrument`]) reports every statement: a
 //! write marks its tables before it runs and bumps them once it has
-//! committed (after the outermost `COMMIT` in a transaction; a rollback bumps
-//! nothing). Inside a transaction, cached calls never store, and calls that
-//! read a table the transaction wrote bypass the cache. Writes dbkit cannot
-//! see (other programs, triggers) are covered by the ttl or by
-//! [`invalidate_table`].
+//! committed. Writes dbkit cannot see (other programs, triggers) are covered
+//! by the ttl or by [`invalidate_table`].
+//!
+//! Transaction state belongs to the **connection**: its own statements,
+//! with what each one answered, decide whether it is inside a transaction,
+//! whoever sent them (diesel's `transaction()`, raw `BEGIN`/`COMMIT`/
+//! `SAVEPOINT` in a `batch_execute`, MySQL's `SET autocommit = 0`, a second
+//! `BEGIN` or DDL that commits implicitly), and diesel's own transaction
+//! manager is checked against them. A cached call asks the connection it is
+//! given, on whatever thread: inside a transaction it never stores, and it
+//! bypasses the cache for tables the transaction wrote.
+//!
+//! The rule for every doubtful case:
+//!
+//! - **An outcome dbkit is not certain of counts as a commit.** A failed or
+//!   interrupted `COMMIT`, a batch of statements that failed somewhere, a
+//!   statement that may open or end a transaction in a way dbkit cannot
+//!   follow, a connection dropped or moved out of dbkit's sight
+//!   mid-transaction: the tables are bumped at once.
+//! - **Marks are released without a bump only when a rollback is certain**:
+//!   a `ROLLBACK` that succeeded on a transaction dbkit saw begin and never
+//!   lost track of. Until a `COMMIT` or `ROLLBACK` is seen to succeed,
+//!   whatever may still be pending stays marked (no entry of those tables is
+//!   served or stored), and is bumped again when it ends. A [`Pool`] rolls
+//!   back a session that returns in that state.
+//!
+//! A connection dbkit does not track cannot say what it writes or whether it
+//! is inside a transaction: a cached call given one is served hits but never
+//! stores, and a warning names the function and the fix, once.
 //!
 //! ## Several processes: the Redis tier (feature `redis`)
 //!
@@ -205,6 +235,7 @@ pub use dbkit_diesel::{
 ///     users::table.filter(users::email.eq(email)).select(users::id).get_result(conn).optional()
 /// }
 /// # let mut conn = SqliteConnection::establish(":memory:").unwrap();
+/// # dbkit::instrument(&mut conn);
 /// # diesel::sql_query("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)")
 /// #     .execute(&mut conn).unwrap();
 /// assert_eq!(user_id(&mut conn, "ada@example.com").unwrap(), None); // runs the query

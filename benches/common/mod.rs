@@ -45,6 +45,27 @@ pub fn dbkit_profile(id: u64, name: &str) -> Profile {
     load_profile(id, name)
 }
 
+/// The same function as a service writes it: it is handed a connection
+/// (instrumented, outside any transaction), which a hit asks whether it is
+/// inside a transaction, and which the query would use.
+#[dbkit::cached_query(ttl = 300, tables = "bench_profiles")]
+pub fn dbkit_profile_on(
+    conn: &mut diesel::SqliteConnection,
+    id: u64,
+    name: &str,
+) -> diesel::QueryResult<Profile> {
+    let _ = conn;
+    Ok(load_profile(id, name))
+}
+
+/// An instrumented in-memory SQLite connection for [`dbkit_profile_on`].
+pub fn instrumented_connection() -> diesel::SqliteConnection {
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+    dbkit::instrument(&mut conn);
+    conn
+}
+
 /// A second dbkit function, to put each thread on a cache of its own.
 #[dbkit::cached_query(ttl = 300, tables = "bench_profiles")]
 pub fn dbkit_profile_b(id: u64, name: &str) -> Profile {

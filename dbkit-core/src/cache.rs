@@ -533,6 +533,7 @@ impl<K: Eq, V: CacheValue> QueryCache<K, V> {
             l2_corrupt: 0,
             l2_errors: 0,
             l2_stores: 0,
+            untracked_connection: self.saw_untracked_connection(),
         }
     }
 

@@ -79,6 +79,9 @@ pub struct CacheStats {
     pub l2_errors: u64,
     /// Results stored in Redis.
     pub l2_stores: u64,
+    /// Whether a call was given a connection dbkit does not track: what it
+    /// reads through such a connection is never stored.
+    pub untracked_connection: bool,
 }
 
 impl CacheStats {

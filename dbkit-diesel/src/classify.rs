@@ -162,6 +162,7 @@ pub fn statements(
         peeked: None,
         with_reads,
         done: false,
+        ended: false,
     };
     std::iter::from_fn(move || {
         while !scanner.done {
@@ -227,6 +228,8 @@ struct Scanner<'a> {
     peeked: Option<Option<(Token<'a>, &'a str)>>,
     with_reads: bool,
     done: bool,
+    /// A head consumed the statement's `;`: it ended there.
+    ended: bool,
 }
 
 fn is(token: Option<Token<'_>>, keyword: &str) -> bool {
@@ -305,24 +308,36 @@ impl<'a> Scanner<'a> {
     }
 
     fn next_spanned(&mut self) -> Option<(Token<'a>, &'a str)> {
-        match self.peeked.take() {
+        let next = match self.peeked.take() {
             Some(token) => token,
             None => self.lexer.next_spanned().map(|(t, s)| (t, s.text)),
+        };
+        // Whoever consumes a `;` ends the statement there, so a head that
+        // reads too far never swallows the next statement.
+        if matches!(next, Some((Token::Semicolon, _))) {
+            self.ended = true;
         }
+        next
     }
 
     /// A name (savepoint): a word or a quoted identifier, as written.
     fn name(&mut self) -> Option<&'a str> {
-        match self.next() {
-            Some(Token::Word(w)) | Some(Token::Quoted(w)) => Some(w),
+        match self.peek() {
+            Some(Token::Word(w)) | Some(Token::Quoted(w)) => {
+                self.next();
+                Some(w)
+            }
             _ => None,
         }
     }
 
     /// A string literal's text, quotes and all (a prepared transaction's id).
     fn literal(&mut self) -> Option<&'a str> {
-        match self.next_spanned() {
-            Some((Token::Other, text)) if text.starts_with('\'') => Some(text),
+        match self.peek_spanned() {
+            Some((Token::Other, text)) if text.starts_with('\'') => {
+                self.next();
+                Some(text)
+            }
             _ => None,
         }
     }
@@ -347,6 +362,9 @@ impl<'a> Scanner<'a> {
     /// Skips to the end of the current statement (`;` at depth 0 or the end).
     /// `false` if the text was unreadable on the way.
     fn finish_statement(&mut self) -> bool {
+        if std::mem::take(&mut self.ended) {
+            return true;
+        }
         let mut depth = 0usize;
         loop {
             match self.next() {
@@ -360,7 +378,10 @@ impl<'a> Scanner<'a> {
                 }
                 Some(Token::LParen) => depth += 1,
                 Some(Token::RParen) => depth = depth.saturating_sub(1),
-                Some(Token::Semicolon) if depth == 0 => return true,
+                Some(Token::Semicolon) if depth == 0 => {
+                    self.ended = false;
+                    return true;
+                }
                 Some(_) => {}
             }
         }
@@ -635,13 +656,16 @@ impl<'a> Scanner<'a> {
     fn set_statement(&mut self) -> Effect<'a> {
         let mut found = None;
         loop {
-            match self.next() {
+            match self.peek() {
                 None | Some(Token::Semicolon) => break,
                 Some(Token::Confused) => return Effect::UnknownControl,
                 Some(Token::Word(w)) if w.eq_ignore_ascii_case("autocommit") => {
+                    self.next();
                     found = Some(self.autocommit_value());
                 }
-                _ => {}
+                _ => {
+                    self.next();
+                }
             }
         }
         match found {
@@ -1053,13 +1077,15 @@ impl<'a> Scanner<'a> {
         }
         // DROP INDEX/VIEW/FUNCTION/...: no data, unless it cascades.
         loop {
-            match self.next() {
+            match self.peek() {
                 None | Some(Token::Semicolon) => return Effect::NoData,
                 Some(Token::Word(w)) if w.eq_ignore_ascii_case("cascade") => {
                     return Effect::WritesUnknown
                 }
                 Some(Token::Confused) => return Effect::WritesUnknown,
-                _ => {}
+                _ => {
+                    self.next();
+                }
             }
         }
     }
@@ -1075,10 +1101,11 @@ impl<'a> Scanner<'a> {
         };
         // `RENAME TO new`: the new name is written as well.
         loop {
-            match self.next() {
+            match self.peek() {
                 None | Some(Token::Semicolon) => break,
                 Some(Token::Confused) => return Effect::WritesUnknown,
                 Some(Token::Word(w)) if w.eq_ignore_ascii_case("to") => {
+                    self.next();
                     if let Some(name) = self.table_name() {
                         tables.push(name);
                     }
@@ -1086,7 +1113,9 @@ impl<'a> Scanner<'a> {
                 Some(Token::Word(w)) if w.eq_ignore_ascii_case("cascade") => {
                     return Effect::WritesUnknown
                 }
-                _ => {}
+                _ => {
+                    self.next();
+                }
             }
         }
         self.writes(tables)

@@ -147,16 +147,13 @@ impl<'a> Lexer<'a> {
                         return true;
                     }
                 }
-                (Some(b'/'), Some(b'*')) => match self.dialect {
-                    Dialect::Postgres => {
-                        self.pos += 2;
-                        depth += 1;
-                    }
-                    Dialect::Sqlite | Dialect::Mysql => self.pos += 2,
-                    // The dialects disagree on where it ends (fuzzing
-                    // found a write hidden so).
-                    Dialect::Any => return false,
-                },
+                (Some(b'/'), Some(b'*')) if self.dialect == Dialect::Postgres => {
+                    self.pos += 2;
+                    depth += 1;
+                }
+                // The dialects disagree on where it ends (fuzzing found a
+                // write hidden so).
+                (Some(b'/'), Some(b'*')) if self.dialect == Dialect::Any => return false,
                 (None, _) => return false,
                 (Some(_), _) => self.pos += 1,
             }

@@ -49,7 +49,12 @@ fn classifying_and_tracking_a_statement_allocate_nothing() {
     let users = table("users");
     let before = allocations();
     for sql in statements {
-        let effect = classify(sql, Dialect::Postgres, false);
+        let dialect = if sql.contains('`') {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let effect = classify(sql, dialect, false);
         assert!(!matches!(effect, Effect::WritesUnknown), "{sql}");
     }
     assert_eq!(allocations() - before, 0, "classification allocated");

@@ -3,7 +3,7 @@
 //! surround it.
 #![no_main]
 
-use dbkit_diesel::classify::{classify, statements, Effect};
+use dbkit_diesel::classify::{classify, statements, Dialect, Effect};
 use libfuzzer_sys::fuzz_target;
 
 /// Write statements the fuzzer's bytes are spliced into.
@@ -23,11 +23,14 @@ const WRITES: &[&str] = &[
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
 
-    // 1. Any text: no panic, and the combined effect agrees with its parts.
-    let parts: Vec<Effect<'_>> = statements(text, true).collect();
-    let whole = classify(text, true);
-    if parts.iter().any(Effect::is_write) {
-        assert!(whole.is_write(), "{text:?}: a part writes but the whole does not");
+    // 1. Any text, in every dialect: no panic, and the combined effect
+    //    agrees with its parts.
+    for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql, Dialect::Any] {
+        let parts: Vec<Effect<'_>> = statements(text, dialect, true).map(|s| s.effect).collect();
+        let whole = classify(text, dialect, true);
+        if parts.iter().any(Effect::is_write) {
+            assert!(whole.is_write(), "{text:?}: a part writes but the whole does not");
+        }
     }
 
     // 2. A known write with fuzzed trivia before it and a fuzzed table name:
@@ -42,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let table = if table.is_empty() || table.as_bytes()[0].is_ascii_digit() { format!("t{table}") } else { table };
     let pick = data.first().map_or(0, |b| *b as usize) % WRITES.len();
     let sql = format!("{prefix}{}", WRITES[pick].replace("{t}", &format!("\"{table}\"")));
-    match classify(&sql, false) {
+    match classify(&sql, Dialect::Any, false) {
         Effect::Writes(tables) => assert!(
             tables.as_slice().iter().any(|t| *t == table),
             "{sql:?}: wrote {:?}, not {table}",

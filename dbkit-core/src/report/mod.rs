@@ -67,14 +67,16 @@ pub fn report() -> Report {
     let (queries, query_shapes_dropped) = queries::query_stats();
     let advice = pools.iter().flat_map(pool::advise).collect();
     let redis = remote::report();
+    let caches = registry::cache_stats();
     let warnings = warnings::warnings(
         &pools,
+        &caches,
         &guard::undeclared_reads(),
         query_shapes_dropped,
         redis.as_ref(),
     );
     Report {
-        caches: registry::cache_stats(),
+        caches,
         tables: tables::table_stats(),
         pools,
         sessions,

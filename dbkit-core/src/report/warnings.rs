@@ -2,9 +2,11 @@
 
 use crate::pool::{BreakerState, PoolReport};
 use crate::remote::RedisReport;
+use crate::stats::CacheStats;
 
 pub(super) fn warnings(
     pools: &[PoolReport],
+    caches: &[CacheStats],
     undeclared: &[(String, String)],
     shapes_dropped: u64,
     redis: Option<&RedisReport>,
@@ -32,6 +34,15 @@ pub(super) fn warnings(
                 pool.name
             ));
         }
+    }
+    for cache in caches.iter().filter(|c| c.untracked_connection) {
+        out.push(format!(
+            "`{}` was called with a connection dbkit does not track: it cannot tell whether that \
+             connection is inside a transaction, so what it reads there is never stored; check \
+             connections out of a `dbkit::Pool`, call `dbkit::instrument(&mut conn)`, or give \
+             your r2d2 pool `dbkit::InstrumentConnections`",
+            cache.function
+        ));
     }
     for (function, table) in undeclared {
         out.push(format!(
