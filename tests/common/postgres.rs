@@ -159,6 +159,9 @@ impl PgServer {
                 Err(e) => {
                     last_error = e;
                     server.kill();
+                    // Not dropped: dropping removes the data directory the
+                    // next attempt starts from.
+                    std::mem::forget(server);
                 }
             }
         }
