@@ -416,6 +416,221 @@ fn no_read_is_older_than_the_last_commit_before_it_began() {
     freshness::assert_fresh("mariadb", &outcome, &stats_of("::counter"));
 }
 
+diesel::table! {
+    my_fault_w0 (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    my_fault_w1 (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+#[cached_query(ttl = 300, tables = "my_fault_w0")]
+fn fault_counter_w0(conn: &mut MysqlConnection, id: i32) -> QueryResult<i64> {
+    let value = my_fault_w0::table
+        .find(id)
+        .select(my_fault_w0::value)
+        .get_result(conn);
+    freshness::slow_reader_pause();
+    value
+}
+
+#[cached_query(ttl = 300, tables = "my_fault_w1")]
+fn fault_counter_w1(conn: &mut MysqlConnection, id: i32) -> QueryResult<i64> {
+    let value = my_fault_w1::table
+        .find(id)
+        .select(my_fault_w1::value)
+        .get_result(conn);
+    freshness::slow_reader_pause();
+    value
+}
+
+/// MariaDB's faults: no deferred constraints, so a failing commit is a
+/// statement that fails inside the transaction, then a rollback; a
+/// deadlock whose victim InnoDB rolls back on its own; snapshots of
+/// `START TRANSACTION WITH CONSISTENT SNAPSHOT`.
+struct MyFaults;
+
+impl freshness::Faults<MysqlConnection> for MyFaults {
+    fn update(&self, conn: &mut MysqlConnection, key: i32, value: i64) -> QueryResult<usize> {
+        if key % 2 == 0 {
+            diesel::update(my_fault_w0::table.find(key))
+                .set(my_fault_w0::value.eq(value))
+                .execute(conn)
+        } else {
+            diesel::update(my_fault_w1::table.find(key))
+                .set(my_fault_w1::value.eq(value))
+                .execute(conn)
+        }
+    }
+
+    fn update_sql(&self, key: i32, value: i64) -> String {
+        format!(
+            "UPDATE my_fault_w{} SET value = {value} WHERE id = {key}",
+            key % 2
+        )
+    }
+
+    fn read_direct(&self, conn: &mut MysqlConnection, key: i32) -> QueryResult<i64> {
+        if key % 2 == 0 {
+            my_fault_w0::table
+                .find(key)
+                .select(my_fault_w0::value)
+                .get_result(conn)
+        } else {
+            my_fault_w1::table
+                .find(key)
+                .select(my_fault_w1::value)
+                .get_result(conn)
+        }
+    }
+
+    fn failing_sql(&self) -> &'static str {
+        "INSERT INTO my_fault_dupes VALUES (1)"
+    }
+
+    fn failed_statement_keeps_transaction(&self) -> bool {
+        true
+    }
+
+    fn begin_snapshot(&self) -> &'static str {
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT"
+    }
+
+    fn failing_commit(
+        &self,
+        conn: &mut MysqlConnection,
+        key: i32,
+        value: i64,
+        raw: bool,
+    ) -> QueryResult<()> {
+        if raw {
+            conn.batch_execute(&format!("BEGIN; {}", self.update_sql(key, value)))
+                .expect("BEGIN; UPDATE");
+            let failed = conn.batch_execute(self.failing_sql());
+            conn.batch_execute("ROLLBACK").expect("ROLLBACK");
+            failed
+        } else {
+            // diesel rolls back when the closure fails.
+            conn.transaction(|c| {
+                self.update(c, key, value)?;
+                c.batch_execute(self.failing_sql())
+            })
+        }
+    }
+
+    fn ends_implicitly(&self) -> bool {
+        true
+    }
+
+    /// A deadlock: this transaction holds row X and waits for Y, which
+    /// `other` holds while it waits for X. `other` changed more rows, so
+    /// InnoDB rolls this (lighter) transaction back as the victim.
+    fn end_implicitly(
+        &self,
+        conn: &mut MysqlConnection,
+        other: &mut MysqlConnection,
+        writer: usize,
+    ) -> bool {
+        let base = 100 * writer as i32;
+        let lock = |id: i32| format!("UPDATE my_fault_locks SET n = n + 1 WHERE id = {id}");
+        let (lock_x, lock_y) = (lock(base + 1), lock(base + 2));
+        diesel::sql_query(&lock_x).execute(conn).expect("lock X");
+        other
+            .batch_execute(&format!(
+                "BEGIN; UPDATE my_fault_locks SET n = n + 1 WHERE id BETWEEN {} AND {}; {lock_y}",
+                base + 10,
+                base + 29
+            ))
+            .expect("the other transaction locks Y");
+        let (mine, theirs) = thread::scope(|s| {
+            let conn = &mut *conn;
+            let lock_y = &lock_y;
+            let mine = s.spawn(move || diesel::sql_query(lock_y).execute(conn));
+            thread::sleep(std::time::Duration::from_millis(2));
+            let theirs = diesel::sql_query(&lock_x).execute(other);
+            (mine.join().expect("lock Y"), theirs)
+        });
+        other.batch_execute("ROLLBACK").expect("ROLLBACK the other");
+        match mine {
+            Err(e) if freshness::is_deadlock(&e) => true,
+            Ok(_) => {
+                assert!(
+                    theirs.as_ref().is_err_and(freshness::is_deadlock),
+                    "no deadlock: {theirs:?}"
+                );
+                false
+            }
+            Err(e) => panic!("lock Y: {e}"),
+        }
+    }
+}
+
+#[test]
+fn no_read_is_older_than_the_last_commit_before_it_began_under_faults() {
+    use freshness::Faults as _;
+    let _serial = serial();
+    let url = server().fresh_database();
+    let keys = 8;
+    let mut setup = MysqlConnection::establish(&url).unwrap();
+    let mut schema = String::from(
+        "CREATE TABLE my_fault_w0 (id INTEGER PRIMARY KEY, value BIGINT NOT NULL) ENGINE = InnoDB;
+         CREATE TABLE my_fault_w1 (id INTEGER PRIMARY KEY, value BIGINT NOT NULL) ENGINE = InnoDB;
+         CREATE TABLE my_fault_dupes (id INTEGER PRIMARY KEY) ENGINE = InnoDB;
+         INSERT INTO my_fault_dupes VALUES (1);
+         CREATE TABLE my_fault_locks (id INTEGER PRIMARY KEY, n INTEGER NOT NULL) ENGINE = InnoDB;",
+    );
+    for k in 0..keys {
+        schema.push_str(&format!("INSERT INTO my_fault_w{} VALUES ({k}, 0);", k % 2));
+    }
+    for writer in 0..2 {
+        for id in [1, 2].into_iter().chain(10..30) {
+            schema.push_str(&format!(
+                "INSERT INTO my_fault_locks VALUES ({}, 0);",
+                100 * writer + id
+            ));
+        }
+    }
+    setup.batch_execute(&schema).unwrap();
+    let outcome = freshness::run_faulted(
+        keys,
+        2,
+        4,
+        100_000,
+        || {
+            let mut conn = MysqlConnection::establish(&url).unwrap();
+            dbkit::instrument(&mut conn);
+            conn
+        },
+        |conn, key, value| {
+            MyFaults.update(conn, key, value).expect("write");
+        },
+        |conn, key| {
+            if key % 2 == 0 {
+                fault_counter_w0(conn, key)
+            } else {
+                fault_counter_w1(conn, key)
+            }
+            .expect("read")
+        },
+        &MyFaults,
+    );
+    freshness::assert_fresh_under_faults(
+        "mariadb",
+        &outcome,
+        &[
+            stats_of("::fault_counter_w0"),
+            stats_of("::fault_counter_w1"),
+        ],
+        &MyFaults,
+    );
+}
+
 /// `halt`/`resume` on a server of the test's own: committed data survives a
 /// SIGKILL (InnoDB recovers it) and connections work again on the same port.
 #[test]

@@ -438,3 +438,172 @@ fn no_read_is_older_than_the_last_commit_before_it_began() {
     );
     freshness::assert_fresh("postgres", &outcome, &stats_of("::counter"));
 }
+
+diesel::table! {
+    pg_fault_w0 (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    pg_fault_w1 (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+#[cached_query(ttl = 300, tables = "pg_fault_w0")]
+fn fault_counter_w0(conn: &mut PgConnection, id: i32) -> QueryResult<i64> {
+    let value = pg_fault_w0::table
+        .find(id)
+        .select(pg_fault_w0::value)
+        .get_result(conn);
+    freshness::slow_reader_pause();
+    value
+}
+
+#[cached_query(ttl = 300, tables = "pg_fault_w1")]
+fn fault_counter_w1(conn: &mut PgConnection, id: i32) -> QueryResult<i64> {
+    let value = pg_fault_w1::table
+        .find(id)
+        .select(pg_fault_w1::value)
+        .get_result(conn);
+    freshness::slow_reader_pause();
+    value
+}
+
+/// PostgreSQL's faults: a DEFERRABLE INITIALLY DEFERRED foreign key
+/// violated at COMMIT (the server ends the transaction), snapshots of
+/// REPEATABLE READ transactions; a failed statement aborts the transaction.
+struct PgFaults;
+
+/// A row that violates the deferred foreign key when its transaction commits.
+const PG_ORPHAN: &str = "INSERT INTO pg_fault_children (parent) VALUES (-1)";
+
+impl freshness::Faults<PgConnection> for PgFaults {
+    fn update(&self, conn: &mut PgConnection, key: i32, value: i64) -> QueryResult<usize> {
+        if key % 2 == 0 {
+            diesel::update(pg_fault_w0::table.find(key))
+                .set(pg_fault_w0::value.eq(value))
+                .execute(conn)
+        } else {
+            diesel::update(pg_fault_w1::table.find(key))
+                .set(pg_fault_w1::value.eq(value))
+                .execute(conn)
+        }
+    }
+
+    fn update_sql(&self, key: i32, value: i64) -> String {
+        format!(
+            "UPDATE pg_fault_w{} SET value = {value} WHERE id = {key}",
+            key % 2
+        )
+    }
+
+    fn read_direct(&self, conn: &mut PgConnection, key: i32) -> QueryResult<i64> {
+        if key % 2 == 0 {
+            pg_fault_w0::table
+                .find(key)
+                .select(pg_fault_w0::value)
+                .get_result(conn)
+        } else {
+            pg_fault_w1::table
+                .find(key)
+                .select(pg_fault_w1::value)
+                .get_result(conn)
+        }
+    }
+
+    fn failing_sql(&self) -> &'static str {
+        "INSERT INTO pg_fault_dupes VALUES (1)"
+    }
+
+    fn failed_statement_keeps_transaction(&self) -> bool {
+        false
+    }
+
+    fn begin_snapshot(&self) -> &'static str {
+        "BEGIN ISOLATION LEVEL REPEATABLE READ"
+    }
+
+    fn failing_commit(
+        &self,
+        conn: &mut PgConnection,
+        key: i32,
+        value: i64,
+        raw: bool,
+    ) -> QueryResult<()> {
+        if raw {
+            conn.batch_execute(&format!(
+                "BEGIN; {}; {PG_ORPHAN}",
+                self.update_sql(key, value)
+            ))
+            .expect("a transaction with a deferred violation");
+            // The server ends the transaction whether COMMIT succeeds or not.
+            conn.batch_execute("COMMIT")
+        } else {
+            conn.transaction(|c| {
+                self.update(c, key, value)?;
+                diesel::sql_query(PG_ORPHAN).execute(c).map(drop)
+            })
+        }
+    }
+}
+
+#[test]
+fn no_read_is_older_than_the_last_commit_before_it_began_under_faults() {
+    use freshness::Faults as _;
+    let _serial = serial();
+    let url = server().fresh_database();
+    let keys = 8;
+    let mut setup = PgConnection::establish(&url).unwrap();
+    setup
+        .batch_execute(
+            "CREATE TABLE pg_fault_w0 (id INTEGER PRIMARY KEY, value BIGINT NOT NULL);
+             CREATE TABLE pg_fault_w1 (id INTEGER PRIMARY KEY, value BIGINT NOT NULL);
+             CREATE TABLE pg_fault_parents (id INTEGER PRIMARY KEY);
+             CREATE TABLE pg_fault_children (id SERIAL PRIMARY KEY, parent INTEGER NOT NULL
+                 REFERENCES pg_fault_parents (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TABLE pg_fault_dupes (id INTEGER PRIMARY KEY);
+             INSERT INTO pg_fault_dupes VALUES (1);",
+        )
+        .unwrap();
+    for k in 0..keys {
+        setup
+            .batch_execute(&format!("INSERT INTO pg_fault_w{} VALUES ({k}, 0)", k % 2))
+            .unwrap();
+    }
+    let outcome = freshness::run_faulted(
+        keys,
+        2,
+        4,
+        100_000,
+        || {
+            let mut conn = PgConnection::establish(&url).unwrap();
+            dbkit::instrument(&mut conn);
+            conn
+        },
+        |conn, key, value| {
+            PgFaults.update(conn, key, value).expect("write");
+        },
+        |conn, key| {
+            if key % 2 == 0 {
+                fault_counter_w0(conn, key)
+            } else {
+                fault_counter_w1(conn, key)
+            }
+            .expect("read")
+        },
+        &PgFaults,
+    );
+    freshness::assert_fresh_under_faults(
+        "postgres",
+        &outcome,
+        &[
+            stats_of("::fault_counter_w0"),
+            stats_of("::fault_counter_w1"),
+        ],
+        &PgFaults,
+    );
+}

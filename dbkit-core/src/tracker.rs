@@ -103,6 +103,10 @@ pub enum Step {
     /// A statement that commits the open transaction before it runs, even
     /// when it then fails (MySQL's DDL, `LOCK TABLES`, ...).
     ImplicitCommit,
+    /// A statement that may commit the open transaction first, by a state
+    /// the tracker does not follow (MySQL's `UNLOCK TABLES` does under
+    /// `LOCK TABLES`): what is held may have committed, and may go on.
+    MaybeCommit,
     /// May open or end a transaction in a way the tracker cannot model
     /// (`XA`, a MySQL procedure): treated as a commit of everything pending
     /// and a transaction of unknown state afterwards.
@@ -186,6 +190,10 @@ pub struct WriteTracker {
     uncertain: bool,
     /// MySQL's `autocommit`: off, every statement is in a transaction.
     autocommit_off: bool,
+    /// `autocommit` was set to a value the tracker could not read, or may
+    /// have been set where it could not see (a procedure): taken for off,
+    /// and no rollback is certain (the writes may have autocommitted).
+    autocommit_unknown: bool,
     /// Tables the open transaction wrote, marked in flight.
     held: Option<WriteMark>,
     /// Savepoints of the open transaction (hashes of their names).
@@ -217,6 +225,13 @@ impl WriteTracker {
     /// Whether statements now run inside a transaction (or may).
     pub fn in_transaction(&self) -> bool {
         self.open || self.autocommit_off
+    }
+
+    /// Whether `autocommit` may be off (MySQL): a pool turns it back on
+    /// when the session ends, so the next session does not write into a
+    /// transaction nobody commits.
+    pub fn autocommit_may_be_off(&self) -> bool {
+        self.autocommit_off
     }
 
     /// How a cached call on this connection may use a cache whose results
@@ -532,8 +547,12 @@ impl WriteTracker {
                 }
             }
             Step::RollbackPrepared(id) => drop(take_prepared(*id)),
-            Step::Autocommit(Some(false)) => self.autocommit_off = true,
+            Step::Autocommit(Some(false)) => {
+                self.autocommit_off = true;
+                self.autocommit_unknown = false;
+            }
             Step::Autocommit(Some(true)) => {
+                self.autocommit_unknown = false;
                 if self.autocommit_off {
                     // Turning it back on commits the open transaction.
                     self.autocommit_off = false;
@@ -543,6 +562,7 @@ impl WriteTracker {
             }
             Step::Autocommit(None) => {
                 self.autocommit_off = true;
+                self.autocommit_unknown = true;
                 self.lost_track();
             }
             Step::ImplicitCommit => {
@@ -551,9 +571,25 @@ impl WriteTracker {
                     self.end(false);
                 }
             }
+            Step::MaybeCommit => {
+                if self.in_transaction() {
+                    self.lost_track();
+                }
+            }
             Step::UnknownControl => {
                 self.lost_track();
                 self.open = true;
+                if self.visibility == WriteVisibility::AtCommit {
+                    // What ran unseen (a procedure, a prepared statement)
+                    // may have written any table in a transaction it left
+                    // open: every table stays in flight until it ends.
+                    add_marks(&mut self.held, &[]);
+                }
+                if matches!(self.backend, Backend::Mysql | Backend::Other) {
+                    // It may have set `autocommit` too.
+                    self.autocommit_off = true;
+                    self.autocommit_unknown = true;
+                }
             }
         }
     }
@@ -624,7 +660,7 @@ impl WriteTracker {
                     mark.invalidate();
                 }
             }
-            Step::ImplicitCommit | Step::UnknownControl => {
+            Step::ImplicitCommit | Step::MaybeCommit | Step::UnknownControl => {
                 let mut commits = None;
                 self.succeeded(last, &replay.tables, &mut commits);
             }
@@ -682,7 +718,8 @@ impl WriteTracker {
     /// The transaction ended; `chain` opens the next one at once.
     fn end(&mut self, chain: bool) {
         self.open = false;
-        self.uncertain = false;
+        // With autocommit unknown, what follows may autocommit unseen.
+        self.uncertain = self.autocommit_unknown;
         self.savepoints.clear();
         self.opened_by_savepoint = false;
         self.test_written.clear();

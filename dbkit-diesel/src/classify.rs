@@ -131,6 +131,9 @@ pub struct Statement<'a> {
     pub effect: Effect<'a>,
     /// Commits the open transaction first, even when it then fails.
     pub commits_first: bool,
+    /// May commit the open transaction first, by a state the text does not
+    /// show (MySQL's `UNLOCK TABLES`).
+    pub may_commit_first: bool,
 }
 
 /// Every statement of `sql` (a `batch_execute` string may hold several), in
@@ -163,6 +166,8 @@ pub fn statements(
         with_reads,
         done: false,
         ended: false,
+        unreadable: None,
+        inner_commits_first: false,
     };
     std::iter::from_fn(move || {
         while !scanner.done {
@@ -230,6 +235,10 @@ struct Scanner<'a> {
     done: bool,
     /// A head consumed the statement's `;`: it ended there.
     ended: bool,
+    /// The text from the first token that could not be read to the end.
+    unreadable: Option<&'a str>,
+    /// The statement inside `SET STATEMENT .. FOR` commits first.
+    inner_commits_first: bool,
 }
 
 fn is(token: Option<Token<'_>>, keyword: &str) -> bool {
@@ -287,6 +296,51 @@ const CLAUSE_WORDS: &[&str] = &[
     "not",
 ];
 
+/// Whether unreadable text may hold a statement that opens, ends or
+/// changes a transaction: any word that can start one (or commit
+/// implicitly) in any dialect. Words inside literals count too.
+fn may_control(text: &str) -> bool {
+    // `SET` is left out (every UPDATE has one): what a SET may control is
+    // named by `autocommit` or `password`.
+    const WORDS: &[&str] = &[
+        "begin",
+        "start",
+        "commit",
+        "end",
+        "rollback",
+        "abort",
+        "savepoint",
+        "release",
+        "prepare",
+        "xa",
+        "call",
+        "execute",
+        "autocommit",
+        "password",
+        "lock",
+        "unlock",
+        "create",
+        "alter",
+        "drop",
+        "rename",
+        "truncate",
+        "grant",
+        "revoke",
+        "analyze",
+        "optimize",
+        "repair",
+        "check",
+        "flush",
+        "reset",
+        "cache",
+        "install",
+        "uninstall",
+        "load",
+    ];
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .any(|w| WORDS.iter().any(|k| k.eq_ignore_ascii_case(w)))
+}
+
 fn is_clause_word(word: &str) -> bool {
     CLAUSE_WORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
@@ -313,9 +367,15 @@ impl<'a> Scanner<'a> {
             None => self.lexer.next_spanned().map(|(t, s)| (t, s.text)),
         };
         // Whoever consumes a `;` ends the statement there, so a head that
-        // reads too far never swallows the next statement.
-        if matches!(next, Some((Token::Semicolon, _))) {
-            self.ended = true;
+        // reads too far never swallows the next statement; whoever consumes
+        // unreadable text makes the statement unreadable.
+        match next {
+            Some((Token::Semicolon, _)) => self.ended = true,
+            Some((Token::Confused, text)) => {
+                self.unreadable = Some(text);
+                self.done = true;
+            }
+            _ => {}
         }
         next
     }
@@ -359,32 +419,42 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips to the end of the current statement (`;` at depth 0 or the end).
-    /// `false` if the text was unreadable on the way.
-    fn finish_statement(&mut self) -> bool {
-        if std::mem::take(&mut self.ended) {
-            return true;
-        }
-        let mut depth = 0usize;
-        loop {
-            match self.next() {
-                None => {
-                    self.done = true;
-                    return true;
+    /// Skips to the end of the current statement (`;` at depth 0 or the
+    /// end). `Err` with the text from the first token that could not be read
+    /// to the end, if the statement had one.
+    fn finish_statement(&mut self) -> Result<(), &'a str> {
+        if !std::mem::take(&mut self.ended) {
+            let mut depth = 0usize;
+            loop {
+                match self.next() {
+                    None | Some(Token::Confused) => {
+                        self.done = true;
+                        break;
+                    }
+                    Some(Token::LParen) => depth += 1,
+                    Some(Token::RParen) => depth = depth.saturating_sub(1),
+                    Some(Token::Semicolon) if depth == 0 => {
+                        self.ended = false;
+                        break;
+                    }
+                    Some(_) => {}
                 }
-                Some(Token::Confused) => {
-                    self.done = true;
-                    return false;
-                }
-                Some(Token::LParen) => depth += 1,
-                Some(Token::RParen) => depth = depth.saturating_sub(1),
-                Some(Token::Semicolon) if depth == 0 => {
-                    self.ended = false;
-                    return true;
-                }
-                Some(_) => {}
             }
         }
+        match self.unreadable.take() {
+            Some(text) => Err(text),
+            None => Ok(()),
+        }
+    }
+
+    /// The words after the one peeked, without consuming anything.
+    fn words_after_peeked(&self, n: usize) -> impl Iterator<Item = &'a str> {
+        let mut ahead = self.lexer.clone();
+        std::iter::from_fn(move || match ahead.next_spanned() {
+            Some((Token::Word(w), _)) => Some(w),
+            _ => None,
+        })
+        .take(n)
     }
 
     /// A table name: `name`, `"name"`, `schema.name`. The last part is kept.
@@ -425,20 +495,33 @@ impl<'a> Scanner<'a> {
     /// One statement; consumes through its `;`.
     fn statement(&mut self) -> Statement<'a> {
         let commits_first = self.commits_first();
+        let may_commit_first = self.may_commit_first();
+        self.inner_commits_first = false;
         let effect = self.head();
-        let readable = self.finish_statement();
-        let effect = match effect {
-            // Unreadable text may hide anything, transaction control too.
-            _ if !readable && effect.is_control() => Effect::UnknownControl,
-            _ if !readable => Effect::WritesUnknown,
+        let commits_first = commits_first || self.inner_commits_first;
+        let effect = match self.finish_statement() {
+            // Unreadable text may hide anything: transaction control too,
+            // where a word that could start it is in there.
+            Err(unread) if effect.is_control() || may_control(unread) => Effect::UnknownControl,
+            Err(_) => Effect::WritesUnknown,
             // Its text cannot say whether it commits first: assume so.
-            _ if commits_first && self.dialect == Dialect::Any => Effect::UnknownControl,
-            effect => effect,
+            Ok(()) if (commits_first || may_commit_first) && self.dialect == Dialect::Any => {
+                Effect::UnknownControl
+            }
+            Ok(()) => effect,
         };
         Statement {
             effect,
             commits_first: commits_first && self.dialect == Dialect::Mysql,
+            may_commit_first: may_commit_first && self.dialect == Dialect::Mysql,
         }
+    }
+
+    /// Whether the statement ahead may commit first on MySQL, by a state
+    /// its text does not show: `UNLOCK TABLES` commits only under
+    /// `LOCK TABLES`.
+    fn may_commit_first(&mut self) -> bool {
+        matches!(self.dialect, Dialect::Mysql | Dialect::Any) && is(self.peek(), "unlock")
     }
 
     /// Whether the statement ahead commits the open transaction before it
@@ -451,6 +534,22 @@ impl<'a> Scanner<'a> {
         let Some(Token::Word(first)) = self.peek() else {
             return false;
         };
+        if first.eq_ignore_ascii_case("create") || first.eq_ignore_ascii_case("drop") {
+            // `CREATE [OR REPLACE] TEMPORARY TABLE`, `DROP TEMPORARY TABLE`
+            // leave the transaction open.
+            if self
+                .words_after_peeked(3)
+                .any(|w| w.eq_ignore_ascii_case("temporary"))
+            {
+                return false;
+            }
+        }
+        if first.eq_ignore_ascii_case("set") {
+            // `SET PASSWORD` is account management: it commits.
+            return self
+                .words_after_peeked(1)
+                .any(|w| w.eq_ignore_ascii_case("password"));
+        }
         [
             "create",
             "alter",
@@ -458,7 +557,6 @@ impl<'a> Scanner<'a> {
             "rename",
             "truncate",
             "lock",
-            "unlock",
             "grant",
             "revoke",
             "analyze",
@@ -563,6 +661,15 @@ impl<'a> Scanner<'a> {
             }
             "begin" | "start" => {
                 self.next();
+                if keyword == "begin"
+                    && matches!(self.dialect, Dialect::Mysql | Dialect::Any)
+                    && (is(self.peek(), "not") || is(self.peek(), "atomic"))
+                {
+                    // MariaDB's `BEGIN NOT ATOMIC .. END`: a block that runs
+                    // its statements (any of them), no transaction start.
+                    self.skip_block_body(1);
+                    return Effect::UnknownControl;
+                }
                 // A PL/pgSQL-style block is not a transaction start; those only
                 // arrive inside DO/functions, which are unknown anyway.
                 Effect::Begin
@@ -654,6 +761,28 @@ impl<'a> Scanner<'a> {
     /// on (`SET [SESSION] autocommit = 0`, `SET @@autocommit := OFF`, in a
     /// list of assignments too).
     fn set_statement(&mut self) -> Effect<'a> {
+        if self.eat("statement") {
+            // MariaDB: `SET STATEMENT var = value [, ..] FOR <statement>`
+            // runs the statement.
+            let mut depth = 0usize;
+            loop {
+                match self.peek() {
+                    None | Some(Token::Semicolon) | Some(Token::Confused) => {
+                        return Effect::UnknownControl
+                    }
+                    Some(Token::LParen) => depth += 1,
+                    Some(Token::RParen) => depth = depth.saturating_sub(1),
+                    Some(Token::Word(w)) if depth == 0 && w.eq_ignore_ascii_case("for") => {
+                        self.next();
+                        break;
+                    }
+                    Some(_) => {}
+                }
+                self.next();
+            }
+            self.inner_commits_first = self.commits_first();
+            return self.head();
+        }
         let mut found = None;
         loop {
             match self.peek() {
@@ -845,6 +974,43 @@ impl<'a> Scanner<'a> {
                 Some(Token::Semicolon) => return Effect::WritesUnknown,
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Skips the body of a routine, trigger or compound statement up to the
+    /// `;` that ends it (not consumed), `depth` blocks already open: `BEGIN`
+    /// and `CASE` open a block, `END` closes one (`END IF`, `END LOOP`,
+    /// `END WHILE`, `END REPEAT` close what was not counted; `END CASE`
+    /// closes its `CASE`). `false` when an `END` closes nothing.
+    fn skip_block_body(&mut self, mut depth: usize) -> bool {
+        loop {
+            match self.peek() {
+                None | Some(Token::Confused) => return true,
+                Some(Token::Semicolon) if depth == 0 => return true,
+                Some(Token::Word(w))
+                    if w.eq_ignore_ascii_case("begin") || w.eq_ignore_ascii_case("case") =>
+                {
+                    depth += 1
+                }
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("end") => {
+                    self.next();
+                    if ["if", "loop", "while", "repeat"]
+                        .iter()
+                        .any(|k| is(self.peek(), k))
+                    {
+                        self.next();
+                        continue;
+                    }
+                    self.eat("case");
+                    match depth.checked_sub(1) {
+                        Some(d) => depth = d,
+                        None => return false,
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.next();
         }
     }
 
@@ -1040,6 +1206,43 @@ impl<'a> Scanner<'a> {
     fn create_statement(&mut self) -> Effect<'a> {
         self.eat("or");
         self.eat("replace");
+        if self.eat("definer") {
+            // MySQL: `DEFINER = user` before the kind of routine.
+            while ![
+                "procedure",
+                "function",
+                "trigger",
+                "event",
+                "aggregate",
+                "package",
+            ]
+            .iter()
+            .any(|k| is(self.peek(), k))
+            {
+                match self.peek() {
+                    None | Some(Token::Semicolon) | Some(Token::Confused) => return Effect::NoData,
+                    _ => {
+                        self.next();
+                    }
+                }
+            }
+        }
+        self.eat("temp");
+        self.eat("temporary");
+        self.eat("aggregate");
+        if ["procedure", "function", "trigger", "event", "package"]
+            .iter()
+            .any(|k| is(self.peek(), k))
+        {
+            // Its body is one statement for the server, `;` and all
+            // (MySQL's and SQLite's `BEGIN .. END`, PostgreSQL's
+            // `BEGIN ATOMIC .. END`): it runs nothing now.
+            return if self.skip_block_body(0) {
+                Effect::NoData
+            } else {
+                Effect::UnknownControl
+            };
+        }
         for modifier in [
             "global",
             "local",

@@ -207,6 +207,14 @@ impl DbkitInstrumentation {
         self.tracker.in_transaction()
     }
 
+    /// Whether MySQL's `autocommit` may have been turned off on the
+    /// connection (by `SET autocommit = 0`, or unseen, in a procedure): the
+    /// pool turns it back on when the session ends.
+    #[doc(hidden)]
+    pub fn autocommit_may_be_off(&self) -> bool {
+        self.dialect == Dialect::Mysql && self.tracker.autocommit_may_be_off()
+    }
+
     fn statement_started(&mut self, query: &dyn diesel::connection::DebugQuery) {
         self.sql.clear();
         // An Err here only means the sink stopped at the binds.
@@ -283,6 +291,8 @@ fn learn<'k>(
         count += 1;
         if statement.commits_first {
             steps.push(Step::ImplicitCommit);
+        } else if statement.may_commit_first {
+            steps.push(Step::MaybeCommit);
         }
         let fold = |name: &str| name_hash(name, true);
         let exact = |id: &str| name_hash(id, false);
@@ -482,5 +492,54 @@ impl<C: Connection> diesel::r2d2::CustomizeConnection<C, diesel::r2d2::Error>
     fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
         instrument(conn);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use diesel::sql_types::Integer;
+
+    fn sql_only(query: &dyn fmt::Display) -> String {
+        let mut sql = String::new();
+        let _ = write!(
+            SqlOnly {
+                sql: &mut sql,
+                pieces: 0
+            },
+            "{query}"
+        );
+        sql
+    }
+
+    /// Pins how diesel renders a query (the SQL in one piece, then the
+    /// marker in a piece of its own): the text stops at diesel's marker,
+    /// and the same text written by the user is kept.
+    #[test]
+    fn the_sql_stops_at_diesels_marker_and_keeps_the_users_own() {
+        let query = diesel::sql_query("SELECT ' -- binds: x' AS a -- binds: y\nWHERE ? = 1")
+            .bind::<Integer, _>(5);
+        let rendered = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query);
+        assert_eq!(
+            sql_only(&rendered),
+            "SELECT ' -- binds: x' AS a -- binds: y\nWHERE ? = 1"
+        );
+        assert!(rendered.to_string().ends_with(" -- binds: [5]"));
+        // `batch_execute` strings arrive whole, the marker text included.
+        assert_eq!(
+            sql_only(&"SELECT 1; -- binds: x\nUPDATE t SET a = 1"),
+            "SELECT 1; -- binds: x\nUPDATE t SET a = 1"
+        );
+    }
+
+    #[test]
+    fn dialects_come_from_the_backend_or_the_url() {
+        assert_eq!(dialect_of::<diesel::SqliteConnection>(), Dialect::Sqlite);
+        assert_eq!(dialect_of_url("postgres://u@h/db"), Dialect::Postgres);
+        assert_eq!(dialect_of_url("postgresql://h/db"), Dialect::Postgres);
+        assert_eq!(dialect_of_url("mysql://root@127.0.0.1/x"), Dialect::Mysql);
+        assert_eq!(dialect_of_url("/var/lib/app.db"), Dialect::Sqlite);
+        assert_eq!(dialect_of_url("file:app.db?mode=ro"), Dialect::Sqlite);
+        assert_eq!(dialect_of_url("weird://x"), Dialect::Any);
     }
 }

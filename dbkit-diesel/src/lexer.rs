@@ -61,6 +61,7 @@ pub enum Dialect {
     Any,
 }
 
+#[derive(Clone)]
 pub(crate) struct Lexer<'a> {
     sql: &'a str,
     pos: usize,

@@ -378,6 +378,7 @@ fn roll_back_raw_transaction<C: Connection>(conn: &mut C, token: &SessionToken) 
     if !open {
         return;
     }
+    let autocommit_off = dbkit_instrumentation(conn).is_some_and(|i| i.autocommit_may_be_off());
     let label = token.info().map(|i| i.label).unwrap_or_default();
     tracing::warn!(session = token.id(), label = %label, "session ended inside a transaction opened by raw SQL, or of unknown state: rolling it back");
     if let Err(e) = conn.batch_execute("ROLLBACK") {
@@ -386,6 +387,16 @@ fn roll_back_raw_transaction<C: Connection>(conn: &mut C, token: &SessionToken) 
             session = token.id(),
             "rollback at the end of the session: {e}"
         );
+    }
+    if autocommit_off {
+        // Left off, the next session's writes would wait in a transaction
+        // nobody commits.
+        if let Err(e) = conn.batch_execute("SET autocommit = 1") {
+            tracing::warn!(
+                session = token.id(),
+                "could not turn autocommit back on: {e}"
+            );
+        }
     }
 }
 

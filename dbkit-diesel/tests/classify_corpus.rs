@@ -329,6 +329,79 @@ fn mysql_data_definition_commits_first() {
 }
 
 #[test]
+fn routine_and_trigger_bodies_run_nothing_now() {
+    fn effects(sql: &str, dialect: Dialect) -> Vec<Effect<'_>> {
+        statements(sql, dialect, false).map(|s| s.effect).collect()
+    }
+    // SQLite's trigger body holds `;` and ends with END: no COMMIT here.
+    let trigger = "CREATE TRIGGER t_audit AFTER UPDATE ON users BEGIN \
+                   INSERT INTO audit VALUES (new.id); UPDATE stats SET n = n + 1; END; \
+                   UPDATE users SET a = 1";
+    assert_eq!(
+        effects(trigger, Dialect::Sqlite),
+        [Effect::NoData, writes_effect("users")]
+    );
+    // PostgreSQL's SQL-standard function body.
+    let function = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+                    SELECT 1; SELECT CASE WHEN true THEN 1 END; END; COMMIT";
+    assert_eq!(
+        effects(function, Dialect::Postgres),
+        [Effect::NoData, Effect::Commit { chain: false }]
+    );
+    // MySQL's procedure, with IF/LOOP/CASE blocks and a DEFINER.
+    let procedure = "CREATE DEFINER=`root`@`localhost` PROCEDURE p() BEGIN \
+                     IF 1 THEN SET autocommit = 0; END IF; \
+                     l: LOOP LEAVE l; END LOOP; \
+                     CASE 1 WHEN 1 THEN SELECT 1; END CASE; \
+                     START TRANSACTION; UPDATE t SET v = 1; END; UPDATE users SET a = 1";
+    assert_eq!(
+        effects(procedure, Dialect::Mysql),
+        [Effect::NoData, writes_effect("users")]
+    );
+    // MariaDB's anonymous block runs its statements now.
+    assert_eq!(
+        effects("BEGIN NOT ATOMIC UPDATE t SET v = 1; END", Dialect::Mysql),
+        [Effect::UnknownControl]
+    );
+    // `SET STATEMENT .. FOR` runs the statement after FOR.
+    assert_eq!(
+        effects(
+            "SET STATEMENT max_statement_time = 1 FOR UPDATE users SET a = 1",
+            Dialect::Mysql
+        ),
+        [writes_effect("users")]
+    );
+}
+
+#[test]
+fn unreadable_text_that_may_hold_transaction_control_is_unknown_control() {
+    assert_eq!(
+        classify(r"SELECT 'it\'s'; START TRANSACTION", Dialect::Mysql, false),
+        Effect::UnknownControl
+    );
+    assert_eq!(
+        classify("SELECT 1 /*! ; COMMIT */", Dialect::Mysql, false),
+        Effect::UnknownControl
+    );
+    assert_eq!(
+        classify(r"SELECT 'O\'Brien'", Dialect::Mysql, false),
+        Effect::WritesUnknown,
+        "no word that could control a transaction: a write of everything"
+    );
+}
+
+fn writes_effect(table: &'static str) -> Effect<'static> {
+    match classify(
+        Box::leak(format!("UPDATE {table} SET a = 1").into_boxed_str()),
+        Dialect::Postgres,
+        false,
+    ) {
+        effect @ Effect::Writes(_) => effect,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_statement_never_swallows_the_next_one() {
     // Each head ends at its own `;`: what follows is a statement of its own.
     for first in [
