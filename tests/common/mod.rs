@@ -5,6 +5,7 @@ pub mod freshness;
 pub mod logs;
 #[cfg(feature = "mysql")]
 pub mod mariadb;
+pub mod model;
 #[cfg(feature = "redis")]
 pub mod people;
 #[cfg(feature = "postgres")]

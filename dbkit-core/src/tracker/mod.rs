@@ -198,6 +198,9 @@ pub struct WriteTracker {
     /// have been set where it could not see (a procedure): taken for off,
     /// and no rollback is certain (the writes may have autocommitted).
     autocommit_unknown: bool,
+    /// PostgreSQL: a statement failed in the open transaction, which is
+    /// aborted until a `ROLLBACK TO` a savepoint: it can only roll back.
+    aborted: bool,
     /// Tables the open transaction wrote, marked in flight.
     held: Option<WriteMark>,
     /// Savepoints of the open transaction (hashes of their names).

@@ -14,7 +14,9 @@ impl WriteTracker {
     /// back on their own (busy, deadlock, full disk): a later ROLLBACK is
     /// then no proof that the held writes were undone.
     pub(super) fn statement_failed_in_transaction(&mut self) {
-        if self.backend != Backend::Postgres {
+        if self.backend == Backend::Postgres {
+            self.aborted = true;
+        } else {
             self.uncertain = true;
         }
     }
@@ -22,7 +24,21 @@ impl WriteTracker {
     pub(super) fn replay_succeeded(&mut self, replay: &mut Replay) {
         let mut commits: Option<WriteMark> = None;
         for step in &replay.steps {
+            let was_in = self.in_transaction();
             self.succeeded(step, &replay.tables, &mut commits);
+            if self.backend == Backend::Postgres
+                && replay.batch
+                && !was_in
+                && self.in_transaction()
+                && self.visibility == WriteVisibility::AtCommit
+            {
+                // PostgreSQL runs a text of several statements as one
+                // implicit transaction, which a BEGIN turns into the
+                // explicit one: what the text wrote before commits with it.
+                if let Some(before) = commits.take() {
+                    add_marks(&mut self.held, before.tables());
+                }
+            }
         }
         if let Some(commits) = commits {
             commits.commit();
@@ -129,9 +145,19 @@ impl WriteTracker {
             Step::RollbackTo(name) => {
                 // The undone writes stay held: a commit bumps them all.
                 match self.savepoints.iter().rposition(|s| s == name) {
-                    Some(at) if self.in_transaction() => self.savepoints.truncate(at + 1),
+                    Some(at) if self.in_transaction() => {
+                        self.savepoints.truncate(at + 1);
+                        self.aborted = false;
+                    }
                     _ => self.lost_track(),
                 }
+            }
+            Step::PrepareTransaction(_) if self.aborted || self.uncertain => {
+                // PostgreSQL rolls an aborted transaction back instead, and
+                // one the tracker lost track of may not exist: no prepared
+                // transaction would ever release these marks.
+                self.commit_held();
+                self.end(false);
             }
             Step::PrepareTransaction(id) => {
                 if let Some(mark) = self.held.take() {
@@ -292,6 +318,15 @@ impl WriteTracker {
                     }
                 }
             }
+            if replay
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Autocommit(_)))
+            {
+                // It may have turned autocommit off (or on, committing).
+                self.autocommit_off = true;
+                self.autocommit_unknown = true;
+            }
             self.test_rollback();
             self.lost_track();
             self.open = true;
@@ -310,6 +345,7 @@ impl WriteTracker {
     pub(super) fn begin(&mut self) {
         self.open = true;
         self.uncertain = false;
+        self.aborted = false;
         self.savepoints.clear();
         self.opened_by_savepoint = false;
     }
@@ -317,6 +353,7 @@ impl WriteTracker {
     /// The transaction ended; `chain` opens the next one at once.
     pub(super) fn end(&mut self, chain: bool) {
         self.open = false;
+        self.aborted = false;
         // With autocommit unknown, what follows may autocommit unseen.
         self.uncertain = self.autocommit_unknown;
         self.savepoints.clear();
