@@ -102,20 +102,27 @@ impl<'a> Lexer<'a> {
     fn skip_trivia(&mut self) -> bool {
         loop {
             match (self.peek_byte(0), self.peek_byte(1)) {
-                (Some(b), _) if b.is_ascii_whitespace() => self.pos += 1,
+                // The vertical tab too: SQLite and MySQL skip it.
+                (Some(b), _) if b.is_ascii_whitespace() || b == 0x0b => self.pos += 1,
                 (Some(b'-'), Some(b'-')) => {
-                    // MySQL wants a space (or control character) after `--`:
-                    // `1--1` is `1 - -1` there, a comment elsewhere.
-                    let spaced = self.peek_byte(2).is_none_or(|c| c <= b' ');
-                    match self.dialect {
-                        Dialect::Postgres | Dialect::Sqlite => self.skip_line(),
-                        _ if spaced => self.skip_line(),
+                    // MySQL wants a space or control character (DEL too)
+                    // after `--`: `1--1` is `1 - -1` there, a comment
+                    // elsewhere.
+                    let spaced = self.peek_byte(2).is_none_or(|c| c <= b' ' || c == 0x7f);
+                    let ended = match self.dialect {
+                        Dialect::Postgres | Dialect::Sqlite => self.skip_line(true),
+                        _ if spaced => self.skip_line(true),
                         Dialect::Mysql => return true,
                         Dialect::Any => return false,
+                    };
+                    if !ended {
+                        return false;
                     }
                 }
                 (Some(b'#'), _) => match self.dialect {
-                    Dialect::Mysql => self.skip_line(),
+                    Dialect::Mysql => {
+                        self.skip_line(false);
+                    }
                     Dialect::Postgres | Dialect::Sqlite => return true,
                     Dialect::Any => return false,
                 },
@@ -161,12 +168,71 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn skip_line(&mut self) {
+    /// Skips a line comment. PostgreSQL ends a `--` comment at `\r` too,
+    /// the others at `\n` only: `false` where that makes a difference to
+    /// [`Dialect::Any`] (a `\r` without a `\n` after it).
+    fn skip_line(&mut self, dashes: bool) -> bool {
         while let Some(b) = self.peek_byte(0) {
             self.pos += 1;
-            if b == b'\n' {
+            match b {
+                b'\n' => break,
+                b'\r' if dashes && self.dialect == Dialect::Postgres => break,
+                b'\r'
+                    if dashes
+                        && self.dialect == Dialect::Any
+                        && self.peek_byte(0) != Some(b'\n') =>
+                {
+                    return false
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// The end of the SQLite parameter at `pos` (`$`, `:`, `@` or `#`, then
+    /// a name with `::` allowed inside and a Tcl-style `(..)` suffix that
+    /// runs to the first `)` over anything but whitespace), and the bytes
+    /// inside that suffix. `None` when the suffix never closes.
+    fn sqlite_variable_end(&self) -> Option<(usize, &'a [u8])> {
+        let bytes = self.bytes();
+        let mut at = self.pos + 1;
+        let mut letters = 0usize;
+        while let Some(&c) = bytes.get(at) {
+            if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+                letters += 1;
+                at += 1;
+            } else if c == b'(' && letters > 0 {
+                let open = at + 1;
+                at = open;
+                while bytes
+                    .get(at)
+                    .is_some_and(|&c| c != b')' && !(c.is_ascii_whitespace() || c == 0x0b))
+                {
+                    at += 1;
+                }
+                if bytes.get(at) != Some(&b')') {
+                    return None;
+                }
+                return Some((at + 1, &bytes[open..at]));
+            } else if c == b':' && bytes.get(at + 1) == Some(&b':') {
+                at += 2;
+            } else {
                 break;
             }
+        }
+        Some((at, &[]))
+    }
+
+    /// Whether SQLite reads a parameter's `(..)` suffix over a quote, a
+    /// comment or a `;` the other dialects see (for [`Dialect::Any`]).
+    fn sqlite_variable_disagrees(&self) -> bool {
+        match self.sqlite_variable_end() {
+            Some((_, inner)) => {
+                inner.iter().any(|b| b"'\"`[];#$".contains(b))
+                    || inner.windows(2).any(|w| matches!(w, b"--" | b"/*" | b"*/"))
+            }
+            None => false,
         }
     }
 
@@ -219,10 +285,10 @@ impl<'a> Lexer<'a> {
         let after = rest.get(1..)?;
         let tag_len = after.find('$')?;
         let tag_text = &after[..tag_len];
-        let is_tag = tag_text
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+        let is_tag = tag_text.chars().enumerate().all(|(i, c)| {
+            // Any byte past ASCII may be in a tag, letter or not.
+            c.is_ascii_alphabetic() || c == '_' || !c.is_ascii() || (i > 0 && c.is_ascii_digit())
+        });
         if !is_tag {
             return None;
         }
@@ -328,12 +394,19 @@ impl<'a> Lexer<'a> {
                     None => Token::Confused,
                 }
             }
+            b'$' | b':' | b'@'
+                if self.dialect == Dialect::Any && self.sqlite_variable_disagrees() =>
+            {
+                Token::Confused
+            }
             b'$' if matches!(self.dialect, Dialect::Postgres | Dialect::Any)
                 && self
                     .sql
                     .get(self.pos + 1..)
                     .and_then(|r| r.chars().next())
-                    .is_some_and(|c| c == '$' || c.is_alphabetic() || c == '_') =>
+                    .is_some_and(|c| {
+                        c == '$' || c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
+                    }) =>
             {
                 match self.dollar_quoted() {
                     // MySQL and SQLite read `$a$` as a name: no agreement.
@@ -346,15 +419,20 @@ impl<'a> Lexer<'a> {
                     }
                 }
             }
-            b'$' if self.dialect == Dialect::Sqlite => {
-                // A `$name` parameter, whole.
-                self.pos += 1;
-                while self.peek_byte(0).is_some_and(|c| {
-                    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
-                }) {
-                    self.pos += 1;
+            b'$' | b':' | b'@' | b'#'
+                if self.dialect == Dialect::Sqlite
+                    && self
+                        .peek_byte(1)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80) =>
+            {
+                // A parameter, whole, its `(..)` suffix included.
+                match self.sqlite_variable_end() {
+                    Some((end, _)) => {
+                        self.pos = end;
+                        Token::Other
+                    }
+                    None => Token::Confused,
                 }
-                Token::Other
             }
             b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
                 let start = self.pos;

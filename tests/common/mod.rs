@@ -1,6 +1,7 @@
 //! Shared helpers: throwaway SQLite databases and a statement counter.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod classify_diff;
 pub mod freshness;
 pub mod logs;
 #[cfg(feature = "mysql")]

@@ -31,6 +31,23 @@ impl<'a> Scanner<'a> {
         Some(self.control_statement(keyword))
     }
 
+    /// Whether the statement ahead is a MariaDB compound statement: `IF`,
+    /// `CASE`, `LOOP`, `REPEAT`, `WHILE`, `FOR`, `BEGIN NOT ATOMIC` or a
+    /// labelled one (`label: ...`).
+    pub(super) fn compound(&mut self, keyword: &str) -> bool {
+        match keyword {
+            "if" | "case" | "loop" | "repeat" | "while" | "for" => true,
+            "begin" => self
+                .words_after_peeked(1)
+                .any(|w| w.eq_ignore_ascii_case("not")),
+            _ => {
+                let mut ahead = self.lexer.clone();
+                matches!(ahead.next_spanned(), Some((Token::Other, s)) if s.text == ":")
+                    && !matches!(ahead.next_spanned(), Some((Token::Other, s)) if s.text == "=")
+            }
+        }
+    }
+
     fn control_statement(&mut self, keyword: &str) -> Effect<'a> {
         match keyword {
             "begin" | "start" => {

@@ -525,7 +525,23 @@ impl<'a> Scanner<'a> {
         let first = match self.peek() {
             None => return Effect::Empty,
             Some(Token::Semicolon) => return Effect::Empty,
-            Some(Token::LParen) => return self.read_statement(),
+            Some(Token::LParen) => {
+                // `(SELECT ..) UNION ..`, or a parenthesized statement that
+                // may write (`(WITH d AS (UPDATE ..) SELECT ..)`).
+                self.next();
+                return match self.parenthesized_effect() {
+                    Effect::Reads(mut tables) => match self.read_statement() {
+                        Effect::Reads(rest) => {
+                            merge(&mut tables, &rest);
+                            Effect::Reads(tables)
+                        }
+                        other => other,
+                    },
+                    Effect::Empty => self.read_statement(),
+                    Effect::Writes(t) => Effect::Writes(t),
+                    _ => Effect::WritesUnknown,
+                };
+            }
             Some(Token::Word(w)) => w,
             Some(_) => return Effect::WritesUnknown,
         };
@@ -540,6 +556,12 @@ impl<'a> Scanner<'a> {
             }
             None => "",
         };
+        if matches!(self.dialect, Dialect::Mysql | Dialect::Any) && self.compound(keyword) {
+            // MariaDB runs compound statements outside stored programs too:
+            // their `;` do not end them, and anything may run inside.
+            while self.next().is_some() {}
+            return Effect::UnknownControl;
+        }
         if let Some(control) = self.control(keyword) {
             return control;
         }
