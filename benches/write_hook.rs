@@ -61,7 +61,6 @@ where
         diesel::dsl::Eq<bench_rows::name, &'a str>,
     >: diesel::query_dsl::methods::ExecuteDsl<C>,
 {
-    let mut plain = connect();
     let mut render_only = connect();
     render_only.set_instrumentation(RenderOnly(String::with_capacity(256)));
     let mut hooked = connect();
@@ -70,40 +69,58 @@ where
     dbkit::Instrument::new()
         .query_stats(false)
         .install(&mut no_stats);
+    let mut conns = [connect(), render_only, hooked, no_stats];
+    const LABELS: [&str; 4] = [
+        "plain diesel",
+        "render only",
+        "dbkit instrumented",
+        "dbkit, query stats off",
+    ];
+    /// The floor every other variant alternates with.
+    const RENDER_ONLY: usize = 1;
 
+    let insert = |conn: &mut C| {
+        diesel::insert_into(bench_rows::table)
+            .values(bench_rows::name.eq("x"))
+            .execute(conn)
+            .unwrap();
+    };
+    let select = |conn: &mut C| {
+        black_box(
+            bench_rows::table
+                .find(1)
+                .get_result::<(i32, String)>(conn)
+                .unwrap(),
+        );
+    };
+    let update = |conn: &mut C| {
+        diesel::update(bench_rows::table.find(1))
+            .set(bench_rows::name.eq("y"))
+            .execute(conn)
+            .unwrap();
+    };
+    let statements: [(&str, &dyn Fn(&mut C)); 3] = [
+        ("insert", &insert),
+        ("select by pk", &select),
+        ("update by pk", &update),
+    ];
+
+    // Each variant is timed in blocks that alternate with untimed blocks
+    // of the render-only floor (render only alternates with dbkit), so the
+    // two sides of a ratio see the same machine states.
     let mut group = c.benchmark_group(format!("write-hook/{backend}"));
-    for (label, conn) in [
-        ("plain diesel", &mut plain),
-        ("render only", &mut render_only),
-        ("dbkit instrumented", &mut hooked),
-        ("dbkit, query stats off", &mut no_stats),
-    ] {
-        group.bench_function(format!("insert: {label}"), |b| {
-            b.iter(|| {
-                diesel::insert_into(bench_rows::table)
-                    .values(bench_rows::name.eq("x"))
-                    .execute(conn)
-                    .unwrap()
-            })
-        });
-        group.bench_function(format!("select by pk: {label}"), |b| {
-            b.iter(|| {
-                black_box(
-                    bench_rows::table
-                        .find(1)
-                        .get_result::<(i32, String)>(conn)
-                        .unwrap(),
-                )
-            })
-        });
-        group.bench_function(format!("update by pk: {label}"), |b| {
-            b.iter(|| {
-                diesel::update(bench_rows::table.find(1))
-                    .set(bench_rows::name.eq("y"))
-                    .execute(conn)
-                    .unwrap()
-            })
-        });
+    for (what, statement) in statements {
+        for (i, label) in LABELS.iter().enumerate() {
+            let other = if i == RENDER_ONLY { 2 } else { RENDER_ONLY };
+            group.bench_function(format!("{what}: {label}"), |b| {
+                b.iter_custom(|iters| {
+                    let (timed, untimed) = pair(&mut conns, i, other);
+                    alternating(iters, wall_time, &mut || statement(timed), &mut || {
+                        statement(untimed)
+                    })
+                })
+            });
+        }
     }
     group.finish();
 
@@ -111,23 +128,13 @@ where
     // far more than that. This group times the calling thread's CPU, which
     // is stable: (instrumented - plain) is what dbkit adds per statement.
     let mut group = c.benchmark_group(format!("write-hook-client-cpu/{backend}"));
-    for (label, conn) in [
-        ("plain diesel", &mut plain),
-        ("render only", &mut render_only),
-        ("dbkit instrumented", &mut hooked),
-        ("dbkit, query stats off", &mut no_stats),
-    ] {
+    for (i, label) in LABELS.iter().enumerate() {
+        let other = if i == RENDER_ONLY { 2 } else { RENDER_ONLY };
         group.bench_function(format!("select by pk: {label}"), |b| {
             b.iter_custom(|iters| {
-                cpu_time(|| {
-                    for _ in 0..iters {
-                        black_box(
-                            bench_rows::table
-                                .find(1)
-                                .get_result::<(i32, String)>(&mut *conn)
-                                .unwrap(),
-                        );
-                    }
+                let (timed, untimed) = pair(&mut conns, i, other);
+                alternating(iters, cpu_time, &mut || select(timed), &mut || {
+                    select(untimed)
                 })
             })
         });
@@ -135,8 +142,53 @@ where
     group.finish();
 }
 
+/// Two distinct connections of `conns`, mutably.
+fn pair<C>(conns: &mut [C], a: usize, b: usize) -> (&mut C, &mut C) {
+    assert_ne!(a, b);
+    if a < b {
+        let (low, high) = conns.split_at_mut(b);
+        (&mut low[a], &mut high[0])
+    } else {
+        let (low, high) = conns.split_at_mut(a);
+        (&mut high[0], &mut low[b])
+    }
+}
+
+/// Runs `timed` `iters` times in blocks, with as many untimed runs of
+/// `other` between blocks, and returns what `clock` measured of `timed`.
+fn alternating(
+    iters: u64,
+    clock: fn(&mut dyn FnMut()) -> Duration,
+    timed: &mut dyn FnMut(),
+    other: &mut dyn FnMut(),
+) -> Duration {
+    const BLOCK: u64 = 50;
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = BLOCK.min(iters - done);
+        for _ in 0..n {
+            other();
+        }
+        total += clock(&mut || {
+            for _ in 0..n {
+                timed();
+            }
+        });
+        done += n;
+    }
+    total
+}
+
+/// Wall time `work` takes.
+fn wall_time(work: &mut dyn FnMut()) -> Duration {
+    let start = std::time::Instant::now();
+    work();
+    start.elapsed()
+}
+
 /// CPU time the calling thread spends in `work`.
-fn cpu_time(work: impl FnOnce()) -> Duration {
+fn cpu_time(work: &mut dyn FnMut()) -> Duration {
     fn now() -> Duration {
         let mut ts = libc::timespec {
             tv_sec: 0,
