@@ -99,7 +99,7 @@ where
             .execute(conn)
             .unwrap();
     };
-    let statements: [(&str, &dyn Fn(&mut C)); 3] = [
+    let statements: [Statement<'_, C>; 3] = [
         ("insert", &insert),
         ("select by pk", &select),
         ("update by pk", &update),
@@ -141,6 +141,9 @@ where
     }
     group.finish();
 }
+
+/// A statement to time, by name.
+type Statement<'s, C> = (&'static str, &'s dyn Fn(&mut C));
 
 /// Two distinct connections of `conns`, mutably.
 fn pair<C>(conns: &mut [C], a: usize, b: usize) -> (&mut C, &mut C) {
